@@ -1,0 +1,48 @@
+// Element types and devices: the two tags every tensor carries.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace latent {
+
+enum class DType : std::uint8_t { f32, f64, i32 };
+
+std::size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);  // "float32", "float64", "int32"
+bool is_floating(DType dtype);
+
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() { return DType::f32; }
+template <>
+constexpr DType dtype_of<double>() { return DType::f64; }
+template <>
+constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
+
+enum class DeviceType : std::uint8_t { cpu, cuda };
+
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+
+  static Device cpu() { return {DeviceType::cpu, 0}; }
+  static Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
+  bool is_cpu() const { return type == DeviceType::cpu; }
+  bool is_cuda() const { return type == DeviceType::cuda; }
+  std::string str() const;  // "cpu", "cuda:0"
+  friend bool operator==(const Device& a, const Device& b) {
+    return a.type == b.type && a.index == b.index;
+  }
+};
+
+// Parses "cpu", "cuda", "cuda:N". "auto" is resolved by the caller (see backend_available).
+Device parse_device(std::string_view text);
+
+// True when a backend for this device type was compiled in and can run here.
+bool backend_available(DeviceType type);
+
+}  // namespace latent

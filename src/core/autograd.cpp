@@ -1,0 +1,113 @@
+// Reverse-mode autograd: record nodes as ops run, then walk them backwards.
+#include "latent/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/tensor_impl.h"
+#include "latent/ops.h"
+
+namespace latent {
+namespace {
+thread_local bool grad_mode_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return grad_mode_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(grad_mode_enabled) { grad_mode_enabled = false; }
+NoGradGuard::~NoGradGuard() { grad_mode_enabled = previous_; }
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!grad_mode_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (!needs_grad(inputs)) return output;
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  output.set_grad_fn(std::move(node));
+  return output;
+}
+
+namespace {
+
+// Nodes reachable from `root`, ordered so that every node comes before the nodes of its
+// inputs (reverse post-order of an iterative depth-first search).
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> post_order;
+  std::unordered_set<Node*> visited{root};
+  std::vector<std::pair<Node*, std::size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (next_input < node->inputs.size()) {
+      const Tensor& input = node->inputs[next_input++];
+      if (!input.defined()) continue;
+      Node* child = input.grad_fn().get();
+      if (child && visited.insert(child).second) stack.push_back({child, 0});
+    } else {
+      post_order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {post_order.rbegin(), post_order.rend()};
+}
+
+void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
+  LATENT_CHECK(g.shape() == leaf.shape(), "backward: gradient of shape ", shape_str(g.shape()),
+               " for a leaf of shape ", shape_str(leaf.shape()));
+  const Tensor existing = leaf.grad();
+  // Leaf gradients are owned copies: optimizers and clipping may update them in place.
+  leaf.set_grad(existing.defined() ? add(existing, g) : g.clone());
+}
+
+}  // namespace
+
+void run_backward(const Tensor& root, const Tensor& dL_droot) {
+  LATENT_CHECK(dL_droot.defined() && dL_droot.shape() == root.shape(),
+               "backward: seed gradient shape must equal the output shape ",
+               shape_str(root.shape()));
+  LATENT_CHECK(root.requires_grad(),
+               "backward: the tensor does not require a gradient and has no grad_fn");
+  NoGradGuard no_grad;
+  if (!root.grad_fn()) {
+    accumulate_leaf(root, dL_droot);
+    return;
+  }
+  std::unordered_map<Node*, Tensor> pending;  // dL/d(output of node)
+  pending[root.grad_fn().get()] = dL_droot;
+  for (Node* node : topological_order(root.grad_fn().get())) {
+    LATENT_CHECK(!node->released, "backward: the graph through '", node->op,
+                 "' was already freed by an earlier backward()");
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;  // no gradient reached this node
+    const Tensor dL_dout = found->second;
+    pending.erase(found);
+    std::vector<Tensor> grads = node->backward(dL_dout);
+    LATENT_CHECK(grads.size() == node->inputs.size(), "backward of '", node->op, "' returned ",
+                 grads.size(), " gradients for ", node->inputs.size(), " inputs");
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      const Tensor& input = node->inputs[i];
+      const Tensor& g = grads[i];
+      if (!input.defined() || !g.defined() || !input.requires_grad()) continue;
+      LATENT_CHECK(g.shape() == input.shape(), "backward of '", node->op, "': gradient ", i,
+                   " has shape ", shape_str(g.shape()), ", input has ",
+                   shape_str(input.shape()));
+      if (Node* producer = input.grad_fn().get()) {
+        auto [slot, inserted] = pending.try_emplace(producer, g);
+        if (!inserted) slot->second = add(slot->second, g);
+      } else {
+        accumulate_leaf(input, g);
+      }
+    }
+    node->backward = nullptr;
+    node->inputs.clear();
+    node->released = true;
+  }
+}
+
+}  // namespace latent
