@@ -37,18 +37,20 @@ Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, Backwar
 namespace {
 
 // Nodes reachable from `root`, ordered so that every node comes before the nodes of its
-// inputs (reverse post-order of an iterative depth-first search).
-std::vector<Node*> topological_order(Node* root) {
-  std::vector<Node*> post_order;
-  std::unordered_set<Node*> visited{root};
-  std::vector<std::pair<Node*, std::size_t>> stack{{root, 0}};
+// inputs (reverse post-order of an iterative depth-first search). The order holds strong
+// references: releasing a node during backward drops its inputs, which may be the last
+// owners of nodes that are still to be visited.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> post_order;
+  std::unordered_set<Node*> visited{root.get()};
+  std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> stack{{root, 0}};
   while (!stack.empty()) {
     auto& [node, next_input] = stack.back();
     if (next_input < node->inputs.size()) {
       const Tensor& input = node->inputs[next_input++];
       if (!input.defined()) continue;
-      Node* child = input.grad_fn().get();
-      if (child && visited.insert(child).second) stack.push_back({child, 0});
+      const std::shared_ptr<Node>& child = input.grad_fn();
+      if (child && visited.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       post_order.push_back(node);
       stack.pop_back();
@@ -80,10 +82,10 @@ void run_backward(const Tensor& root, const Tensor& dL_droot) {
   }
   std::unordered_map<Node*, Tensor> pending;  // dL/d(output of node)
   pending[root.grad_fn().get()] = dL_droot;
-  for (Node* node : topological_order(root.grad_fn().get())) {
+  for (const std::shared_ptr<Node>& node : topological_order(root.grad_fn())) {
     LATENT_CHECK(!node->released, "backward: the graph through '", node->op,
                  "' was already freed by an earlier backward()");
-    auto found = pending.find(node);
+    auto found = pending.find(node.get());
     if (found == pending.end()) continue;  // no gradient reached this node
     const Tensor dL_dout = found->second;
     pending.erase(found);
