@@ -247,7 +247,7 @@ TEST(Optim, ConstructorErrors) {
   expect_error([&] { optim::SGD({p}, -0.1); }, {"learning rate"});
   expect_error([&] { optim::Adam({p}, 1e-3, {1.0, 0.999}); }, {"beta1"});
   expect_error([&] { optim::Adam({p}, 1e-3, {0.9, -0.1}); }, {"beta2"});
-  expect_error([&] { optim::AdamW({p}, 1e-3, {0.9, 0.999}, -1.0); }, {"eps"});
+  expect_error([&] { optim::AdamW({p}, 1e-3, {0.9, 0.999}, -1.0); }, {"AdamW", "eps"});
 }
 
 TEST(Optim, GradientOnWrongDtypeIsAnError) {

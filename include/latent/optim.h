@@ -106,6 +106,8 @@ class Adam : public Optimizer {
        double weight_decay = 0.0);
 
  protected:
+  Adam(const char* which, std::vector<Tensor> params, double lr, Betas betas, double eps,
+       double weight_decay);
   // The Adam step with `l2` added to the gradient; AdamW calls it with l2 = 0.
   void adam_update(const Tensor& param, const Tensor& grad, ParamState& state, double l2);
   void update(const Tensor& param, const Tensor& grad, ParamState& state) override;

@@ -26,8 +26,12 @@ void check_adam(const char* opt, Betas betas, double eps, double weight_decay) {
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> params, double lr, Betas betas, double eps, double weight_decay)
+    : Adam("Adam", std::move(params), lr, betas, eps, weight_decay) {}
+
+Adam::Adam(const char* which, std::vector<Tensor> params, double lr, Betas betas, double eps,
+           double weight_decay)
     : Optimizer(std::move(params), lr), betas_(betas), eps_(eps), weight_decay_(weight_decay) {
-  check_adam("Adam", betas, eps, weight_decay);
+  check_adam(which, betas, eps, weight_decay);
 }
 
 std::vector<std::string> Adam::buffer_names() const { return {"exp_avg", "exp_avg_sq"}; }
@@ -57,7 +61,7 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, Betas betas, double eps,
              double weight_decay)
-    : Adam(std::move(params), lr, betas, eps, weight_decay) {}
+    : Adam("AdamW", std::move(params), lr, betas, eps, weight_decay) {}
 
 void AdamW::update(const Tensor& param, const Tensor& grad, ParamState& state) {
   if (weight_decay_ != 0.0) {
