@@ -45,4 +45,8 @@ Device parse_device(std::string_view text);
 // True when a backend for this device type was compiled in and can run here.
 bool backend_available(DeviceType type);
 
+// True when the backend runs its device code on the CPU (the cuda backend under the SIMT
+// executor): correct but slow, so "auto" device selection skips it.
+bool backend_is_simulated(DeviceType type);
+
 }  // namespace latent

@@ -2,8 +2,14 @@
 #pragma once
 
 #include "latent/autograd.h"
+#include "latent/data.h"
 #include "latent/dtype.h"
 #include "latent/error.h"
+#include "latent/io.h"
+#include "latent/models.h"
+#include "latent/nn.h"
 #include "latent/ops.h"
+#include "latent/optim.h"
 #include "latent/random.h"
 #include "latent/tensor.h"
+#include "latent/train.h"

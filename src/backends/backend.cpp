@@ -66,4 +66,8 @@ bool backend_available(DeviceType type) {
     return false;
   }
 }
+bool backend_is_simulated(DeviceType type) {
+  if (type == DeviceType::cpu || !backend_available(type)) return false;
+  return backend::get(Device{type, 0}).simulated();
+}
 }  // namespace latent

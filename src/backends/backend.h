@@ -49,6 +49,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // True when device code runs on the host (the SIMT executor).
+  virtual bool simulated() const { return false; }
 
   // ---- memory
   virtual void* allocate(std::size_t nbytes) = 0;

@@ -1,0 +1,86 @@
+// `latent train` and `latent eval`.
+#include <iostream>
+#include <memory>
+
+#include "latent/train.h"
+#include "tools/latent/commands.h"
+
+namespace latent::cli {
+
+void add_train(CLI::App& app) {
+  auto config = std::make_shared<train::Config>();
+  auto resume = std::make_shared<std::string>();
+  auto quiet = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "train",
+      "Train a model on Fashion-MNIST; writes checkpoints, metrics.jsonl and a\n"
+      "reconstruction grid to --out and prints the test MSE and PSNR.\n\n"
+      "Example:\n  latent train --model ae --epochs 2 --out runs/ae\n"
+      "  latent train --resume runs/ae/checkpoint-200.safetensors --out runs/ae");
+  cmd->add_option("--model", config->model, "Model to train: ae (convolutional autoencoder)")
+      ->capture_default_str();
+  cmd->add_option("--device", config->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd->add_option("--epochs", config->epochs, "Passes over the training set")->capture_default_str();
+  cmd->add_option("--steps", config->steps, "Total optimizer steps (overrides --epochs when > 0)")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", config->batch_size, "Images per step")->capture_default_str();
+  cmd->add_option("--lr", config->lr, "AdamW learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", config->weight_decay, "AdamW decoupled weight decay")
+      ->capture_default_str();
+  cmd->add_option("--grad-clip", config->grad_clip, "Max global gradient norm (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--seed", config->seed, "Seed of initialization and shuffling")
+      ->capture_default_str();
+  cmd->add_option("--hidden-channels", config->net.hidden_channels,
+                  "Channels of the first conv (the 7x7 stage has twice as many)")
+      ->capture_default_str();
+  cmd->add_option("--latent-channels", config->net.latent_channels,
+                  "Channels of the 7x7 latent grid")
+      ->capture_default_str();
+  cmd->add_option("--loss", config->loss, "Reconstruction loss: mse or bce")->capture_default_str();
+  cmd->add_option("--data-dir", config->data_dir,
+                  "Directory of the four Fashion-MNIST .gz files (default: the Debian package's)");
+  cmd->add_option("--train-limit", config->train_limit, "Train on the first N images only (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--test-limit", config->test_limit, "Evaluate on the first N test images (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--out", config->out_dir, "Output directory")->capture_default_str();
+  cmd->add_option("--checkpoint-every", config->checkpoint_every,
+                  "Steps between periodic checkpoints (0: final only)")
+      ->capture_default_str();
+  cmd->add_option("--log-every", config->log_every, "Steps between metrics lines")
+      ->capture_default_str();
+  cmd->add_option("--resume", *resume, "Continue from this checkpoint");
+  cmd->add_flag("--quiet", *quiet, "No progress output");
+  cmd->callback([config, resume, quiet] {
+    config->progress = !*quiet;
+    train::run(*config, *resume, *quiet ? nullptr : &std::cerr);
+  });
+}
+
+void add_eval(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto grid = std::make_shared<std::string>();
+  auto device = std::make_shared<std::string>();
+  auto data_dir = std::make_shared<std::string>();
+  auto test_limit = std::make_shared<std::int64_t>(0);
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Recompute a checkpoint's test MSE and PSNR and its reconstruction grid.\n\n"
+      "Example:\n  latent eval --checkpoint runs/ae/checkpoint.safetensors --grid recon.png");
+  cmd->add_option("--checkpoint", *checkpoint, "Checkpoint written by latent train")
+      ->required();
+  cmd->add_option("--grid", *grid, "Write the originals/reconstructions grid to this PNG");
+  cmd->add_option("--device", *device, "cpu, cuda, cuda:N or auto (default: the checkpoint's)");
+  cmd->add_option("--data-dir", *data_dir, "Directory of the Fashion-MNIST files");
+  cmd->add_option("--test-limit", *test_limit, "Evaluate on the first N test images (0: all)");
+  cmd->callback([=] {
+    const train::Result r = train::evaluate(*checkpoint, *grid, *device, *data_dir, *test_limit);
+    std::printf("{\"checkpoint\": \"%s\", \"step\": %lld, \"test_mse\": %.8f, \"test_psnr\": %.4f, "
+                "\"test_images\": %lld}\n",
+                checkpoint->c_str(), static_cast<long long>(r.steps), r.test.mse, r.test.psnr,
+                static_cast<long long>(r.test.images));
+  });
+}
+
+}  // namespace latent::cli
