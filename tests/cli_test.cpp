@@ -1,0 +1,182 @@
+// The latent command-line tool, run as a user runs it: train a few steps on a tiny
+// generated dataset, resume, evaluate, run ops on .npy files, and fail cleanly on bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "latent/latent.h"
+
+#ifdef LATENT_CLI_PATH
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace latent;
+
+struct CommandResult {
+  int status;
+  std::string output;
+};
+
+CommandResult run_cli(const std::string& args) {
+  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+// A dataset of smooth random blobs in [0, 1]: enough structure for an autoencoder to learn.
+Dataset blobs(std::int64_t n, std::uint64_t seed) {
+  Generator gen(seed);
+  const Tensor coarse = rand({n, 1, 7, 7}, gen);
+  Tensor images = zeros({n, 1, 28, 28});
+  {
+    NoGradGuard no_grad;
+    // Nearest-neighbour upsampling 7 -> 28 with plain loops.
+    const auto c = coarse.to_vector<float>();
+    std::vector<float> out(static_cast<std::size_t>(n) * 784);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (int y = 0; y < 28; ++y)
+        for (int x = 0; x < 28; ++x) out[i * 784 + y * 28 + x] = c[i * 49 + (y / 4) * 7 + x / 4];
+    images = from_vector(out, {n, 1, 28, 28});
+  }
+  std::vector<std::int32_t> labels(n);
+  for (std::int64_t i = 0; i < n; ++i) labels[i] = static_cast<std::int32_t>(i % 10);
+  return {images, from_vector(labels, {n})};
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("latent-cli-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    write_fashion_mnist_like((dir_ / "data").string(), blobs(96, 1), blobs(40, 2));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string train_args(const std::string& out) const {
+    return "train --model ae --steps 6 --batch-size 16 --hidden-channels 4 --latent-channels 2 "
+           "--log-every 2 --quiet --data-dir " + (dir_ / "data").string() + " --out " +
+           (dir_ / out).string();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, HelpDescribesEverySubcommandWithAnExample) {
+  const CommandResult top = run_cli("--help");
+  EXPECT_EQ(top.status, 0);
+  for (const char* word : {"train", "eval", "op", "Example"})
+    EXPECT_NE(top.output.find(word), std::string::npos) << word;
+  for (const char* sub : {"train", "eval", "op"}) {
+    const CommandResult r = run_cli(std::string(sub) + " --help");
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.output.find("Example"), std::string::npos) << sub;
+  }
+}
+
+TEST_F(CliTest, TrainWritesCheckpointMetricsGridAndReportsTestMetrics) {
+  const CommandResult r = run_cli(train_args("run") + " --checkpoint-every 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* file : {"checkpoint.safetensors", "checkpoint-3.safetensors", "metrics.jsonl",
+                           "reconstructions.png"})
+    EXPECT_TRUE(fs::exists(dir_ / "run" / file)) << file;
+  std::ifstream metrics(dir_ / "run" / "metrics.jsonl");
+  std::string line, last;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    ++lines;
+    last = line;
+  }
+  EXPECT_EQ(lines, 4);  // steps 2, 4, 6 and the final summary
+  EXPECT_NE(last.find("\"test_mse\""), std::string::npos);
+  EXPECT_NE(last.find("\"test_psnr\""), std::string::npos);
+  const Tensor grid = load_png((dir_ / "run" / "reconstructions.png").string());
+  EXPECT_EQ(grid.size(0), 1);
+  EXPECT_GT(grid.size(1), 28 * 2);
+}
+
+TEST_F(CliTest, ResumeGivesTheSameModelAsAnUninterruptedRun) {
+  ASSERT_EQ(run_cli(train_args("straight") + " --checkpoint-every 3").status, 0);
+  const std::string resume = (dir_ / "straight" / "checkpoint-3.safetensors").string();
+  const CommandResult r = run_cli(train_args("resumed") + " --resume " + resume);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const SafetensorsFile a = load_safetensors((dir_ / "straight" / "checkpoint.safetensors").string());
+  const SafetensorsFile b = load_safetensors((dir_ / "resumed" / "checkpoint.safetensors").string());
+  ASSERT_EQ(a.names(), b.names());
+  for (const auto& [name, tensor] : a.tensors) {
+    EXPECT_EQ(max_abs_diff(tensor, b.at(name)), 0.0) << name;  // bit-identical
+  }
+  EXPECT_EQ(a.metadata.at("step"), "6");
+  EXPECT_EQ(b.metadata.at("step"), "6");
+}
+
+TEST_F(CliTest, EvalRecomputesTheFinalMetrics) {
+  ASSERT_EQ(run_cli(train_args("run")).status, 0);
+  const std::string grid = (dir_ / "eval.png").string();
+  const CommandResult r = run_cli("eval --checkpoint " + (dir_ / "run" / "checkpoint.safetensors").string() +
+                                  " --grid " + grid);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"test_mse\""), std::string::npos);
+  EXPECT_NE(r.output.find("\"test_images\": 40"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(grid));
+}
+
+TEST_F(CliTest, OpMatmulAndConv2dOnNpyFiles) {
+  Generator gen(9);
+  const Tensor a = randn({3, 5}, gen), b = randn({5, 2}, gen);
+  save_npy((dir_ / "a.npy").string(), a);
+  save_npy((dir_ / "b.npy").string(), b);
+  CommandResult r = run_cli("op matmul " + (dir_ / "a.npy").string() + " " +
+                            (dir_ / "b.npy").string() + " -o " + (dir_ / "c.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_LT(max_abs_diff(load_npy((dir_ / "c.npy").string()), matmul(a, b)), 1e-6);
+
+  const Tensor x = randn({2, 3, 9, 9}, gen), w = randn({4, 3, 3, 3}, gen), bias = randn({4}, gen);
+  save_npy((dir_ / "x.npy").string(), x);
+  save_npy((dir_ / "w.npy").string(), w);
+  save_npy((dir_ / "bias.npy").string(), bias);
+  r = run_cli("op conv2d " + (dir_ / "x.npy").string() + " " + (dir_ / "w.npy").string() +
+              " --bias " + (dir_ / "bias.npy").string() + " --stride 2 --padding 1 -o " +
+              (dir_ / "y.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tensor expected = conv2d(x, w, bias, {2, 1});
+  EXPECT_LT(max_abs_diff(load_npy((dir_ / "y.npy").string()), expected), 1e-5);
+}
+
+TEST_F(CliTest, BadInputFailsWithAClearMessage) {
+  CommandResult r = run_cli("train --model nosuchmodel --data-dir " + (dir_ / "data").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("unknown model 'nosuchmodel'"), std::string::npos) << r.output;
+
+  r = run_cli("train --steps 2 --data-dir " + (dir_ / "missing").string() + " --out " +
+              (dir_ / "o").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("dataset-fashion-mnist"), std::string::npos) << r.output;
+
+  r = run_cli("eval --checkpoint " + (dir_ / "nope.safetensors").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("nope.safetensors"), std::string::npos) << r.output;
+
+  save_npy((dir_ / "a.npy").string(), ones({3, 5}));
+  r = run_cli("op matmul " + (dir_ / "a.npy").string() + " " + (dir_ / "a.npy").string() +
+              " -o " + (dir_ / "c.npy").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("matmul"), std::string::npos) << r.output;
+}
+
+}  // namespace
+
+#endif  // LATENT_CLI_PATH
