@@ -44,7 +44,7 @@ Shape contiguous_strides(const Shape& shape) {
 
 std::int64_t normalize_dim(std::int64_t dim, std::int64_t rank, const char* op) {
   const std::int64_t d = dim < 0 ? dim + rank : dim;
-  LATENT_CHECK(d >= 0 && d < std::max<std::int64_t>(rank, 1), op, ": dimension ", dim,
+  LATENT_CHECK(d >= 0 && d < rank, op, ": dimension ", dim,
                " out of range for a tensor of rank ", rank);
   return d;
 }
@@ -71,9 +71,11 @@ void check_same_device_dtype(const char* op, const std::vector<Tensor>& tensors)
       continue;
     }
     LATENT_CHECK(t.device() == first->device(), op, ": tensors on different devices (",
-                 first->device().str(), " and ", t.device().str(), ")");
+                 first->device().str(), " ", shape_str(first->shape()), " and ",
+                 t.device().str(), " ", shape_str(t.shape()), ")");
     LATENT_CHECK(t.dtype() == first->dtype(), op, ": dtype mismatch (",
-                 dtype_name(first->dtype()), " and ", dtype_name(t.dtype()), ")");
+                 dtype_name(first->dtype()), " ", shape_str(first->shape()), " and ",
+                 dtype_name(t.dtype()), " ", shape_str(t.shape()), ")");
   }
 }
 
@@ -306,13 +308,17 @@ Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
 }
 
 Tensor Tensor::permute(const std::vector<std::int64_t>& order) const {
-  LATENT_CHECK(static_cast<std::int64_t>(order.size()) == dim(), "permute: order of length ",
-               order.size(), " for a tensor of rank ", dim());
+  LATENT_CHECK(static_cast<std::int64_t>(order.size()) == dim(), "permute: order ",
+               shape_str(order), " has ", order.size(), " entries for a tensor of shape ",
+               shape_str(shape()));
   Shape new_shape(order.size()), new_strides(order.size());
   std::vector<std::int64_t> inverse(order.size(), -1);
   for (std::size_t i = 0; i < order.size(); ++i) {
-    const std::int64_t d = normalize_dim(order[i], dim(), "permute");
-    LATENT_CHECK(inverse[d] < 0, "permute: dimension ", d, " repeated");
+    const std::int64_t d = order[i] < 0 ? order[i] + dim() : order[i];
+    LATENT_CHECK(d >= 0 && d < dim(), "permute: dimension ", order[i], " in order ",
+                 shape_str(order), " out of range for a tensor of shape ", shape_str(shape()));
+    LATENT_CHECK(inverse[d] < 0, "permute: dimension ", d, " repeated in order ",
+                 shape_str(order), " for a tensor of shape ", shape_str(shape()));
     inverse[d] = static_cast<std::int64_t>(i);
     new_shape[i] = shape()[d];
     new_strides[i] = strides()[d];

@@ -8,7 +8,8 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
   LATENT_CHECK(prediction.shape() == target.shape(), "mse_loss: prediction ",
                shape_str(prediction.shape()), " and target ", shape_str(target.shape()),
                " differ in shape");
-  LATENT_CHECK(prediction.numel() > 0, "mse_loss: empty input");
+  LATENT_CHECK(prediction.numel() > 0, "mse_loss: empty input of shape ",
+               shape_str(prediction.shape()));
   return mean(square(sub(prediction, target)));
 }
 
@@ -18,7 +19,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   LATENT_CHECK(logits.shape() == target.shape(), "binary_cross_entropy_with_logits: logits ",
                shape_str(logits.shape()), " and target ", shape_str(target.shape()),
                " differ in shape");
-  LATENT_CHECK(logits.numel() > 0, "binary_cross_entropy_with_logits: empty input");
+  LATENT_CHECK(logits.numel() > 0, "binary_cross_entropy_with_logits: empty input of shape ",
+               shape_str(logits.shape()));
   Tensor loss;
   {
     NoGradGuard no_grad;
