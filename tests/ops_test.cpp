@@ -360,6 +360,70 @@ TEST(OpsForwardElementwise, OddSizes) {
   }
 }
 
+// Sizes above the cpu backend's parallel threshold, through each of its loop shapes: a
+// broadcast over rows, a broadcast along a middle dimension, a strided operand, and
+// reductions to one value, to rows and to columns.
+TEST(OpsForwardElementwise, LargeBroadcastsAndReductions) {
+  Generator gen(105);
+  const std::int64_t rows = 1001, cols = 1003;
+  const Tensor a = uniform_tensor({rows, cols}, gen);
+  const Tensor row = uniform_tensor({cols}, gen), col = uniform_tensor({rows, 1}, gen);
+  const std::vector<double> av = values_of(a), rv = values_of(row), cv = values_of(col);
+  std::vector<double> plus_row(av.size()), times_col(av.size());
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      plus_row[i * cols + j] = av[i * cols + j] + rv[j];
+      times_col[i * cols + j] = av[i * cols + j] * cv[i];
+    }
+  EXPECT_TRUE(all_close(a + row, plus_row, 0, 0));
+  EXPECT_TRUE(all_close(a * col, times_col, 0, 0));
+  const Tensor middle = uniform_tensor({7, 1, 150001}, gen);  // broadcast over dim 1
+  const Tensor other = uniform_tensor({1, 3, 150001}, gen);
+  const std::vector<double> mv = values_of(middle), ov = values_of(other);
+  std::vector<double> outer(7 * 3 * 150001);
+  for (std::int64_t i = 0; i < 7; ++i)
+    for (std::int64_t j = 0; j < 3; ++j)
+      for (std::int64_t k = 0; k < 150001; ++k)
+        outer[(i * 3 + j) * 150001 + k] = mv[i * 150001 + k] - ov[j * 150001 + k];
+  EXPECT_TRUE(all_close(middle - other, outer, 0, 0));
+
+  // Transposed operand: a.t() + a.t() walks a with stride `cols`.
+  const Tensor at = a.t();
+  std::vector<double> doubled(av.size());
+  for (std::int64_t j = 0; j < cols; ++j)
+    for (std::int64_t i = 0; i < rows; ++i) doubled[j * rows + i] = 2 * av[i * cols + j];
+  EXPECT_TRUE(all_close(at + at, doubled, 0, 0));
+
+  for (const std::vector<std::int64_t>& dims :
+       {std::vector<std::int64_t>{}, {0}, {1}, {0, 1}}) {
+    const Reduced r = reduce_ref(av, {rows, cols}, dims, false);
+    std::vector<double> allowed(r.sum.size());
+    for (std::size_t i = 0; i < allowed.size(); ++i)
+      allowed[i] = static_cast<double>(r.count) * kU64 * r.abs_sum[i];
+    EXPECT_TRUE(within(values_of(sum(a, dims)), r.sum, allowed))
+        << ::testing::PrintToString(dims);
+    const Reduced rt = reduce_ref(doubled, {cols, rows}, dims, false);
+    std::vector<double> allowed_t(rt.sum.size());
+    for (std::size_t i = 0; i < allowed_t.size(); ++i)
+      allowed_t[i] = static_cast<double>(rt.count) * kU64 * rt.abs_sum[i];
+    EXPECT_TRUE(within(values_of(sum(at + at, dims)), rt.sum, allowed_t))
+        << "transposed " << ::testing::PrintToString(dims);
+  }
+  // One long strided run: a column of a wide matrix.
+  const Tensor wide = uniform_tensor({1000003, 2}, gen);
+  const Tensor column = wide.narrow(1, 1, 1);
+  const std::vector<double> colv = values_of(column);
+  double total = 0, magnitude = 0;
+  for (double v : colv) {
+    total += v;
+    magnitude += std::abs(v);
+  }
+  EXPECT_NEAR(sum(column).item(), total, 1000003 * kU64 * magnitude);
+  // The same sum, run after run (fixed chunking, no float atomics).
+  EXPECT_EQ(sum(column).item(), sum(column).item());
+  EXPECT_EQ(sum(a, {0}).to_vector<double>(), sum(a, {0}).to_vector<double>());
+}
+
 // Unary ops against double formulas. Parameters are rounded to the dtype first, as the
 // backend does.
 struct UnaryCase {
@@ -578,6 +642,25 @@ TEST(OpsForwardMatmul, TransposedAndStridedViews) {
   const Dense ref3 = matmul_ref(values_of(skip), values_of(b), 1, m, k, n);
   EXPECT_TRUE(within(values_of(matmul(skip, b)), ref3.values,
                      sum_error_bound(ref3.bound, k, kU64)));
+
+  // One-row and one-column operands with strides GEMM must read as leading dimensions.
+  const Tensor grid = uniform_tensor({4, 2 * k}, gen);
+  const Tensor row = grid.narrow(0, 1, 1).reshape({1, k, 2}).narrow(2, 1, 1).reshape({1, k});
+  const Tensor row_strided = grid.narrow(0, 2, 1).narrow(1, 3, k);  // [1, k], offset
+  for (const Tensor& r : {row, row_strided, grid.t().narrow(1, 0, 1).t().narrow(1, 0, k)}) {
+    const Dense ref5 = matmul_ref(values_of(r), values_of(b), 1, 1, k, n);
+    EXPECT_TRUE(within(values_of(matmul(r, b)), ref5.values, sum_error_bound(ref5.bound, k, kU64)))
+        << "row strides " << ::testing::PrintToString(r.strides());
+  }
+  const Tensor column = uniform_tensor({k, 3}, gen).narrow(1, 2, 1);  // [k, 1], stride 3
+  const Tensor lhs = uniform_tensor({m, k}, gen);
+  const Dense ref6 = matmul_ref(values_of(lhs), values_of(column), 1, m, k, 1);
+  EXPECT_TRUE(within(values_of(matmul(lhs, column)), ref6.values,
+                     sum_error_bound(ref6.bound, k, kU64)));
+  const Tensor column_t = uniform_tensor({3, k}, gen).narrow(0, 1, 1).t();  // [k, 1], stride 1
+  const Dense ref7 = matmul_ref(values_of(lhs), values_of(column_t), 1, m, k, 1);
+  EXPECT_TRUE(within(values_of(matmul(lhs, column_t)), ref7.values,
+                     sum_error_bound(ref7.bound, k, kU64)));
 
   // Batched: per-batch transposes and a batch dimension that is not outermost.
   const Tensor ab = uniform_tensor({3, k, m}, gen).transpose(1, 2);  // [3, m, k]
@@ -872,6 +955,14 @@ TEST(OpsGradElementwise, Pow) {
     EXPECT_TRUE(check_gradients([e](const auto& in) { return pow(in[0], e); }, {positive}, gen))
         << "exponent " << e;
   }
+  // x^0 = 1 has derivative 0 everywhere, x = 0 included; x^1 has derivative 1 at 0.
+  Tensor z = zeros({3}, DType::f64);
+  z.requires_grad_();
+  sum(pow(z, 0.0)).backward();
+  EXPECT_EQ(values_of(z.grad()), std::vector<double>(3, 0.0));
+  z.zero_grad();
+  sum(pow(z, 1.0)).backward();
+  EXPECT_EQ(values_of(z.grad()), std::vector<double>(3, 1.0));
   const Tensor any_sign = away_from_zero({9}, gen, 0.3, 1.5);
   for (double e : {2.0, 3.0, -2.0}) {
     EXPECT_TRUE(check_gradients([e](const auto& in) { return pow(in[0], e); }, {any_sign}, gen))
@@ -1057,6 +1148,40 @@ TEST(OpsGradConv, ConvTranspose2d) {
           << describe(k);
     }
   }
+}
+
+// Backward closures must accept gradients that are views: concat hands each input a narrow
+// of the output gradient (an offset along dim 0, a strided view along dim 1).
+TEST(OpsGradConv, GradientsArriveAsViews) {
+  Generator gen(1004);
+  const Tensor x = uniform_tensor({2, 2, 5, 4}, gen), w = uniform_tensor({3, 2, 3, 3}, gen);
+  const Tensor wt = uniform_tensor({2, 3, 3, 3}, gen);
+  const Tensor pad = uniform_tensor({1, 3, 5, 4}, gen);
+  EXPECT_TRUE(check_gradients(
+      [pad](const auto& in) { return concat({pad, conv2d(in[0], in[1], Tensor(), {1, 1, 0})}, 0); },
+      {x, w}, gen));
+  EXPECT_TRUE(check_gradients(
+      [pad](const auto& in) { return concat({conv2d(in[0], in[1], Tensor(), {1, 1, 0}), pad}, 0).transpose(1, 3); },
+      {x, w}, gen));
+  const Tensor pad_t = uniform_tensor({2, 1, 7, 6}, gen);
+  EXPECT_TRUE(check_gradients(
+      [pad_t](const auto& in) {
+        return concat({pad_t, conv_transpose2d(in[0], in[1], Tensor(), {1, 0, 0})}, 1);
+      },
+      {x, wt}, gen));
+  const Tensor a = uniform_tensor({3, 4}, gen), b = uniform_tensor({4, 5}, gen);
+  const Tensor side = uniform_tensor({3, 2}, gen);
+  EXPECT_TRUE(check_gradients(
+      [side](const auto& in) {
+        return concat({side, matmul(in[0], in[1]), tanh(in[0]), side}, 1);
+      },
+      {a, b}, gen));
+  EXPECT_TRUE(check_gradients(
+      [](const auto& in) {
+        const Tensor both = concat({in[0], in[0]}, 1);  // [3, 8]
+        return add(sum(both.narrow(1, 1, 5), {1}), mean(both.t(), {0}));
+      },
+      {a}, gen));
 }
 
 TEST(OpsGradConv, OnlyOneInputRequiresGrad) {

@@ -432,6 +432,11 @@ TEST(TensorPrint, IntegersScalarsEmptyAndLongTensors) {
   EXPECT_NE(longer.find("..."), std::string::npos) << longer;
   EXPECT_NE(longer.find("[0, 1, 2, ..., 97, 98, 99]"), std::string::npos) << longer;
 
+  // Many rows are summarized too.
+  const std::string tall = zeros({20, 2}, DType::i32).str();
+  EXPECT_NE(tall.find("...,"), std::string::npos) << tall;
+  EXPECT_NE(tall.find("shape=[20, 2]"), std::string::npos) << tall;
+
   // Nested rows, non-contiguous.
   const std::string nested = counting({3, 2}).t().str();
   EXPECT_NE(nested.find("[[0, 2, 4],"), std::string::npos) << nested;

@@ -86,7 +86,8 @@ T unary_derivative(UnaryOp op, T x, T y, T alpha, T beta) {
     }
     case UnaryOp::sigmoid: return y * (T(1) - y);
     case UnaryOp::tanh: return T(1) - y * y;
-    case UnaryOp::pow: return alpha * std::pow(x, alpha - T(1));
+    // x^0 is constant: its derivative is 0 even at x = 0, where alpha·x^(alpha−1) = 0·inf.
+    case UnaryOp::pow: return alpha == T(0) ? T(0) : alpha * std::pow(x, alpha - T(1));
     case UnaryOp::add_scalar: return T(1);
     case UnaryOp::mul_scalar: return alpha;
     case UnaryOp::rsub_scalar: return T(-1);
