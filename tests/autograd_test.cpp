@@ -189,6 +189,25 @@ TEST(AutogradErrors, RequiresGradOnIntegersThrows) {
   i.requires_grad_(false);  // turning it off is always allowed
 }
 
+TEST(AutogradErrors, SeedMustMatchTheOutput) {
+  Tensor x = leaf({1, 2}, {2});
+  EXPECT_LATENT_ERROR(x.backward(ones({2}, DType::f32)), "backward", "float32", "float64");
+  EXPECT_LATENT_ERROR(exp(x).backward(ones({2}, DType::f32)), "backward", "float32", "float64");
+  EXPECT_LATENT_ERROR(x.backward(ones({3}, DType::f64)), "backward", "[2]");
+  EXPECT_LATENT_ERROR(x.backward(Tensor()), "backward");
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(AutogradErrors, UndefinedTensors) {
+  Tensor t;
+  EXPECT_LATENT_ERROR(t.requires_grad_(), "undefined");
+  EXPECT_LATENT_ERROR(t.zero_grad(), "undefined");
+  EXPECT_LATENT_ERROR(t.set_grad(Tensor()), "undefined");
+  EXPECT_LATENT_ERROR(t.set_grad_fn(nullptr), "undefined");
+  EXPECT_LATENT_ERROR(t.backward(), "undefined");
+  EXPECT_LATENT_ERROR(t.grad(), "undefined");
+}
+
 TEST(AutogradErrors, BackwardWithoutHistoryThrows) {
   const Tensor c = ones({1}, DType::f64);
   EXPECT_LATENT_ERROR(c.backward(), "backward", "does not require");

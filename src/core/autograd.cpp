@@ -73,6 +73,10 @@ void run_backward(const Tensor& root, const Tensor& dL_droot) {
   LATENT_CHECK(dL_droot.defined() && dL_droot.shape() == root.shape(),
                "backward: seed gradient shape must equal the output shape ",
                shape_str(root.shape()));
+  LATENT_CHECK(dL_droot.dtype() == root.dtype() && dL_droot.device() == root.device(),
+               "backward: seed gradient is ", dtype_name(dL_droot.dtype()), " on ",
+               dL_droot.device().str(), ", the output ", shape_str(root.shape()), " is ",
+               dtype_name(root.dtype()), " on ", root.device().str());
   LATENT_CHECK(root.requires_grad(),
                "backward: the tensor does not require a gradient and has no grad_fn");
   NoGradGuard no_grad;

@@ -389,6 +389,7 @@ Tensor Tensor::squeeze(std::int64_t d) const {
 // ------------------------------------------------------------------ autograd state
 bool Tensor::requires_grad() const { return checked().requires_grad || checked().grad_fn; }
 Tensor& Tensor::requires_grad_(bool enabled) {
+  checked();
   LATENT_CHECK(!enabled || is_floating(dtype()),
                "requires_grad_: only floating tensors can require gradients, got ",
                dtype_name(dtype()));
@@ -398,13 +399,20 @@ Tensor& Tensor::requires_grad_(bool enabled) {
 bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
 Tensor Tensor::grad() const { return checked().grad; }
 void Tensor::set_grad(const Tensor& g) const {
+  checked();
   LATENT_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient shape ",
                shape_str(g.shape()), " differs from tensor shape ", shape_str(shape()));
   impl_->grad = g;
 }
-void Tensor::zero_grad() const { impl_->grad = Tensor(); }
+void Tensor::zero_grad() const {
+  checked();
+  impl_->grad = Tensor();
+}
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked().grad_fn; }
-void Tensor::set_grad_fn(std::shared_ptr<Node> node) const { impl_->grad_fn = std::move(node); }
+void Tensor::set_grad_fn(std::shared_ptr<Node> node) const {
+  checked();
+  impl_->grad_fn = std::move(node);
+}
 Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 
 void Tensor::backward() const {
