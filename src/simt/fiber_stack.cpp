@@ -1,0 +1,44 @@
+#include "simt/fiber_stack.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "latent/error.h"
+
+namespace latent::simt::detail {
+
+FiberStackPool::FiberStackPool(std::size_t usable_bytes)
+    : page_bytes_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))) {
+  usable_bytes_ = (usable_bytes + page_bytes_ - 1) / page_bytes_ * page_bytes_;
+}
+
+FiberStackPool::~FiberStackPool() {
+  for (void* mapping : mappings_) ::munmap(mapping, usable_bytes_ + page_bytes_);
+}
+
+boost::context::stack_context FiberStackPool::allocate() {
+  if (!free_.empty()) {
+    const boost::context::stack_context stack = free_.back();
+    free_.pop_back();
+    return stack;
+  }
+  const std::size_t total = usable_bytes_ + page_bytes_;
+  void* mapping = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  LATENT_CHECK(mapping != MAP_FAILED, "SIMT: cannot map a fiber stack of ", total,
+               " bytes (", mappings_.size(), " stacks mapped on this OS thread)");
+  // Stacks grow down: the guard page is the lowest one.
+  ::mprotect(mapping, page_bytes_, PROT_NONE);
+  mappings_.push_back(mapping);
+  free_.reserve(mappings_.size());  // so that deallocate never allocates
+  boost::context::stack_context stack;
+  stack.size = usable_bytes_;
+  stack.sp = static_cast<char*>(mapping) + total;
+  return stack;
+}
+
+void FiberStackPool::deallocate(boost::context::stack_context& stack) noexcept {
+  free_.push_back(stack);
+}
+
+}  // namespace latent::simt::detail

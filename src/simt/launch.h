@@ -1,0 +1,87 @@
+// latent::simt::launch: the SIMT executor's counterpart of `kernel<<<grid, block, shmem,
+// stream>>>(args...)`. The one launch helper of the CUDA backend calls it in a build
+// without nvcc:
+//
+//   #ifdef __CUDACC__
+//     kernel<<<grid, block, shmem, stream>>>(args...);
+//   #else
+//     latent::simt::launch("kernel", grid, block, shmem, stream, kernel, args...);
+//   #endif
+//
+// It validates the launch as a GPU would (a bad one throws latent::Error naming the kernel),
+// runs every block on the CPU (docs/simt.md) and returns when the grid has finished; an
+// error inside the kernel (a barrier not every thread reaches, an out-of-range dynamic
+// shared access, an exception) throws latent::Error naming the kernel, block and thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "cuda_runtime_shim.h"
+#include "device_api.h"
+
+namespace latent::simt {
+
+// One launch, type-erased: `invoke(closure)` runs the kernel body for the current thread.
+struct KernelLaunch {
+  const char* name;
+  const void* kernel;  // identifies the kernel for cudaFuncSetAttribute
+  dim3 grid;
+  dim3 block;
+  std::size_t dynamic_shared_bytes;
+  cudaStream_t stream;
+  void (*invoke)(const void* closure);
+  const void* closure;
+};
+
+// Runs a launch to completion; throws latent::Error on a bad launch or a failing kernel.
+void run_kernel(const KernelLaunch& launch);
+
+template <class... Params, class... Args>
+void launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+            cudaStream_t stream, void (*kernel)(Params...), Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args),
+                "simt::launch: the kernel takes a different number of arguments");
+  // The arguments, converted once to the parameter types as <<<>>> does; every CUDA thread
+  // then receives its own copy, so a kernel may modify its parameters.
+  struct Closure {
+    void (*kernel)(Params...);
+    std::tuple<std::decay_t<Params>...> args;
+  };
+  const Closure closure{kernel, std::tuple<std::decay_t<Params>...>(std::forward<Args>(args)...)};
+  KernelLaunch launch_info{};
+  launch_info.name = kernel_name;
+  launch_info.kernel = reinterpret_cast<const void*>(kernel);
+  launch_info.grid = grid;
+  launch_info.block = block;
+  launch_info.dynamic_shared_bytes = dynamic_shared_bytes;
+  launch_info.stream = stream;
+  launch_info.invoke = [](const void* p) {
+    const Closure& c = *static_cast<const Closure*>(p);
+    std::apply(c.kernel, c.args);
+  };
+  launch_info.closure = &closure;
+  run_kernel(launch_info);
+}
+
+// How the calling OS thread's last launch ran: for tests and the docs.
+struct LaunchStats {
+  std::uint64_t blocks = 0;
+  std::uint64_t threads = 0;  // CUDA threads run
+  std::uint64_t fibers = 0;   // fibers started: one per block, plus one per blocked thread
+  unsigned os_threads = 0;    // OS threads that ran at least one block
+};
+LaunchStats last_launch_stats();
+
+// The number of OS threads that run blocks: LATENT_SIMT_THREADS if set, else the number of
+// hardware threads. Fixed at the first launch.
+unsigned os_thread_count();
+
+// The usable stack of each fiber: LATENT_SIMT_STACK_KIB KiB if set, else 64 KiB, with a
+// guard page below it.
+std::size_t fiber_stack_bytes();
+
+}  // namespace latent::simt
