@@ -76,7 +76,7 @@ __device__ __forceinline__ T unary_slope(UnaryOp op, T x, T y, T alpha, T beta) 
     }
     case UnaryOp::sigmoid: return y * (T(1) - y);
     case UnaryOp::tanh: return T(1) - y * y;
-    case UnaryOp::pow: return alpha * dev_pow(x, alpha - T(1));
+    case UnaryOp::pow: return alpha == T(0) ? T(0) : alpha * dev_pow(x, alpha - T(1));
     case UnaryOp::add_scalar: return T(1);
     case UnaryOp::mul_scalar: return alpha;
     case UnaryOp::rsub_scalar: return T(-1);

@@ -116,6 +116,7 @@ class Adam : public Optimizer {
 
   Betas betas_;
   double eps_, weight_decay_;
+  bool decoupled_ = false;  // AdamW
 };
 
 class AdamW : public Adam {

@@ -1,24 +1,15 @@
 #include "backends/backend.h"
 
-#include <array>
 
 namespace latent::backend {
-namespace {
-std::array<Backend*, 2>& registry() {
-  static std::array<Backend*, 2> backends{};
-  return backends;
-}
-}  // namespace
-
-void register_backend(DeviceType type, Backend* b) {
-  registry()[static_cast<std::size_t>(type)] = b;
-}
 
 Backend& get(Device device) {
   if (device.is_cpu()) return cpu();
-  Backend* b = registry()[static_cast<std::size_t>(device.type)];
-  LATENT_CHECK(b != nullptr, "no backend for device ", device.str(),
-               ": this build of latent has no CUDA backend (configure with LATENT_CUDA=ON)");
+  LATENT_CHECK(device.index == 0, "device ", device.str(),
+               ": latent drives one GPU, cuda:0, in this version");
+  Backend* b = cuda_if_available();
+  LATENT_CHECK(b != nullptr, "device ", device.str(),
+               " is not available: this build of latent uses CUDA but no GPU was found");
   return *b;
 }
 

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/adam_constants.h"
 #include "latent/random.h"
 #include "latent/tensor.h"
 
@@ -58,6 +59,10 @@ class Backend {
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) = 0;
   virtual void copy_from_host(void* dst, const void* host_src, std::size_t nbytes) = 0;
   virtual void synchronize() {}
+  // Tests: fill every new allocation with 0xFF bytes (NaN as float, -1 as int32), so an
+  // output element a primitive forgot to write cannot pass for a correct one.
+  void set_poison_allocations(bool poison) { poison_allocations_ = poison; }
+  bool poison_allocations() const { return poison_allocations_; }
 
   // ---- data movement and creation
   // dst[i] = src[i] for same-shape tensors of any strides and dtypes (converting).
@@ -97,12 +102,23 @@ class Backend {
   virtual void im2col(const ConvGeometry& g, const Tensor& x, const Tensor& cols) = 0;
   // x [N, C, H, W] = the sum of every column entry that im2col would have read from it.
   virtual void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) = 0;
+
+  // ---- optimizers
+  // One fused Adam/AdamW update (kernels/adam.cuh) of a contiguous parameter, its gradient
+  // and its two moment buffers, all of one dtype.
+  virtual void adam_step(const kernels::AdamConstants& c, const Tensor& param,
+                         const Tensor& grad, const Tensor& exp_avg,
+                         const Tensor& exp_avg_sq) = 0;
+
+ private:
+  bool poison_allocations_ = false;
 };
 
 // The backend for a device; throws when none is available for it.
 Backend& get(Device device);
 Backend& cpu();
-// Registers a backend (called once per backend at static-initialization time).
-void register_backend(DeviceType type, Backend* backend);
+// The cuda backend when it can run here (a GPU is present, or it is the SIMT build), else
+// nullptr. Defined in src/backends/cuda.
+Backend* cuda_if_available();
 
 }  // namespace latent::backend

@@ -10,6 +10,8 @@
 //   p ← p − step_size · m / denom
 #include <cmath>
 
+#include "backends/backend.h"
+#include "kernels/adam_constants.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
 
@@ -37,22 +39,26 @@ Adam::Adam(const char* which, std::vector<Tensor> params, double lr, Betas betas
 std::vector<std::string> Adam::buffer_names() const { return {"exp_avg", "exp_avg_sq"}; }
 
 void Adam::adam_update(const Tensor& param, const Tensor& grad, ParamState& state, double l2) {
-  const double b1 = betas_.beta1, b2 = betas_.beta2;
-  const Tensor g = l2 != 0.0 ? add(grad, mul(param, l2)) : grad;
   if (!state.buffers.count("exp_avg")) {
     state.buffers["exp_avg"] = zeros_like(param);
     state.buffers["exp_avg_sq"] = zeros_like(param);
   }
-  Tensor& m = state.buffers["exp_avg"];
-  Tensor& v = state.buffers["exp_avg_sq"];
-  m.copy_(add(mul(m, b1), mul(g, 1.0 - b1)));
-  v.copy_(add(mul(v, b2), mul(square(g), 1.0 - b2)));
   const double t = static_cast<double>(state.step);
-  const double step_size = lr() / (1.0 - std::pow(b1, t));
-  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(b2, t));
-  const Tensor denom = add(div(sqrt(v), bias_correction2_sqrt), eps_);
-  Tensor p = param;
-  p.copy_(sub(param, mul(div(m, denom), step_size)));
+  kernels::AdamConstants c{};
+  c.lr = lr();
+  c.beta1 = betas_.beta1;
+  c.beta2 = betas_.beta2;
+  c.eps = eps_;
+  c.step_size = lr() / (1.0 - std::pow(betas_.beta1, t));
+  c.bias2_sqrt = std::sqrt(1.0 - std::pow(betas_.beta2, t));
+  c.decoupled = decoupled_;
+  c.weight_decay = decoupled_ ? weight_decay_ : l2;
+  LATENT_CHECK(param.is_contiguous(), name(), ": parameter of shape ", shape_str(param.shape()),
+               " is not contiguous");
+  // One fused pass per parameter (kernels/adam.cuh) on the parameter's device.
+  backend::get(param.device())
+      .adam_step(c, param, grad.contiguous(), state.buffers["exp_avg"],
+                 state.buffers["exp_avg_sq"]);
 }
 
 void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
@@ -61,13 +67,11 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, Betas betas, double eps,
              double weight_decay)
-    : Adam("AdamW", std::move(params), lr, betas, eps, weight_decay) {}
+    : Adam("AdamW", std::move(params), lr, betas, eps, weight_decay) {
+  decoupled_ = true;
+}
 
 void AdamW::update(const Tensor& param, const Tensor& grad, ParamState& state) {
-  if (weight_decay_ != 0.0) {
-    Tensor p = param;
-    p.copy_(mul(param, 1.0 - lr() * weight_decay_));
-  }
   adam_update(param, grad, state, 0.0);
 }
 

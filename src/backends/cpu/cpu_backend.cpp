@@ -11,6 +11,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/strided_loop.h"
+#include "kernels/adam.cuh"
 #include "kernels/philox.cuh"
 
 namespace latent::cpu {
@@ -126,6 +127,7 @@ class CpuBackend final : public backend::Backend {
     const std::size_t rounded = ((std::max<std::size_t>(nbytes, 1) + 63) / 64) * 64;
     void* p = std::aligned_alloc(64, rounded);
     LATENT_CHECK(p != nullptr, "cpu allocate: out of memory asking for ", nbytes, " bytes");
+    if (poison_allocations()) std::memset(p, 0xFF, rounded);
     return p;
   }
   void deallocate(void* p, std::size_t) noexcept override { std::free(p); }
@@ -424,6 +426,20 @@ class CpuBackend final : public backend::Backend {
           }
         }
       }
+    });
+  }
+
+  void adam_step(const kernels::AdamConstants& c, const Tensor& param, const Tensor& grad,
+                 const Tensor& exp_avg, const Tensor& exp_avg_sq) override {
+    dispatch_floating(param.dtype(), "adam_step", [&](auto z) {
+      using T = decltype(z);
+      T* p = ptr<T>(param);
+      const T* g = ptr<T>(grad);
+      T* m = ptr<T>(exp_avg);
+      T* v = ptr<T>(exp_avg_sq);
+      const std::int64_t n = param.numel();
+#pragma omp parallel for if (n > kParallelThreshold)
+      for (std::int64_t i = 0; i < n; ++i) kernels::adam_element(c, p[i], g[i], m[i], v[i]);
     });
   }
 

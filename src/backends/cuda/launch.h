@@ -1,0 +1,49 @@
+// The one launch helper of the cuda backend, and the check that every CUDA call goes through.
+//
+//   LATENT_CUDA_CHECK(cudaMemcpy(...));                       // throws latent::Error on failure
+//   LATENT_LAUNCH(kernels::fill_kernel<float>, grid, block, 0, stream, ptr, 1.0f, n);
+//
+// Under nvcc LATENT_LAUNCH is `kernel<<<grid, block, shmem, stream>>>(args...)` followed by a
+// check of cudaGetLastError(); with LATENT_CUDA_SYNC=1 in the environment it also
+// synchronizes after every launch, so an asynchronous fault is pinned to its kernel. In the
+// SIMT build it runs the kernel on the CPU through latent::simt::launch, which reports
+// errors the same way. Either way the error names the kernel, the file and the line.
+#pragma once
+
+#include <utility>
+
+#include "kernels/device.cuh"
+#include "latent/error.h"
+
+namespace latent::cuda {
+
+[[noreturn]] void fail(cudaError_t status, const char* what, const char* file, int line);
+
+inline void check(cudaError_t status, const char* what, const char* file, int line) {
+  if (status != cudaSuccess) fail(status, what, file, line);
+}
+
+bool sync_after_launch();  // LATENT_CUDA_SYNC=1
+
+template <class... Params, class... Args>
+void launch(const char* name, const char* file, int line, void (*kernel)(Params...), dim3 grid,
+            dim3 block, std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+#if defined(__CUDACC__)
+  kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
+  check(cudaGetLastError(), name, file, line);
+  if (sync_after_launch()) check(cudaStreamSynchronize(stream), name, file, line);
+#else
+  try {
+    simt::launch(name, grid, block, shared_bytes, stream, kernel, std::forward<Args>(args)...);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " [launched at " + file + ":" + std::to_string(line) + "]");
+  }
+#endif
+}
+
+}  // namespace latent::cuda
+
+#define LATENT_CUDA_CHECK(call) ::latent::cuda::check((call), #call, __FILE__, __LINE__)
+#define LATENT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                     \
+  ::latent::cuda::launch(#kernel, __FILE__, __LINE__, kernel, grid, block, shared_bytes, \
+                         stream, __VA_ARGS__)
