@@ -80,7 +80,7 @@ TEST_F(CliTest, HelpDescribesEverySubcommandWithAnExample) {
   EXPECT_EQ(top.status, 0);
   for (const char* word : {"train", "eval", "op", "Example"})
     EXPECT_NE(top.output.find(word), std::string::npos) << word;
-  for (const char* sub : {"train", "eval", "op"}) {
+  for (const char* sub : {"train", "eval", "op", "sample", "encode", "decode"}) {
     const CommandResult r = run_cli(std::string(sub) + " --help");
     EXPECT_EQ(r.status, 0) << sub;
     EXPECT_NE(r.output.find("Example"), std::string::npos) << sub;
@@ -154,6 +154,35 @@ TEST_F(CliTest, OpMatmulAndConv2dOnNpyFiles) {
   ASSERT_EQ(r.status, 0) << r.output;
   const Tensor expected = conv2d(x, w, bias, {2, 1});
   EXPECT_LT(max_abs_diff(load_npy((dir_ / "y.npy").string()), expected), 1e-5);
+}
+
+TEST_F(CliTest, TrainsOnTheCudaDevice) {
+  // The GPU when there is one; in the default build the SIMT executor runs the same kernels.
+  if (!backend_available(DeviceType::cuda)) {
+    GTEST_SKIP() << "nvcc build without a GPU: the cuda device needs a GPU here";
+  }
+  const CommandResult r = run_cli(
+      "train --device cuda --steps 3 --batch-size 8 --hidden-channels 4 --latent-channels 2 "
+      "--data-dir " + (dir_ / "data").string() + " --out " + (dir_ / "gpu").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("on cuda:0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("test MSE"), std::string::npos) << r.output;
+  const CommandResult e = run_cli("eval --device cpu --checkpoint " +
+                                  (dir_ / "gpu" / "checkpoint.safetensors").string());
+  EXPECT_EQ(e.status, 0) << e.output;
+}
+
+TEST_F(CliTest, SampleAndTokensNeedTheRightKindOfModel) {
+  ASSERT_EQ(run_cli(train_args("run")).status, 0);
+  const std::string ckpt = (dir_ / "run" / "checkpoint.safetensors").string();
+  CommandResult r = run_cli("sample --checkpoint " + ckpt + " -o " + (dir_ / "s.png").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("not a generative model"), std::string::npos) << r.output;
+  save_npy((dir_ / "imgs.npy").string(), zeros({2, 1, 28, 28}));
+  r = run_cli("encode --checkpoint " + ckpt + " " + (dir_ / "imgs.npy").string() + " -o " +
+              (dir_ / "t.npy").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("no discrete tokens"), std::string::npos) << r.output;
 }
 
 TEST_F(CliTest, BadInputFailsWithAClearMessage) {

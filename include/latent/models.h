@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "latent/data.h"
 #include "latent/nn.h"
 
 namespace latent::models {
@@ -43,19 +45,57 @@ class Decoder : public nn::Module {
   std::shared_ptr<nn::Sequential> layers_;
 };
 
-// The deterministic autoencoder: x̂ = sigmoid(decoder(encoder(x))).
-class Autoencoder : public nn::Module {
+// A model latent::train can train (include/latent/train.h). Implementations live in
+// src/models/, one file per model.
+class TrainableModel : public nn::Module {
  public:
-  Autoencoder(const ConvNetConfig& config, Generator& gen);
+  using nn::Module::Module;
+
+  struct StepOutput {
+    Tensor loss;                             // scalar; backward() is called on it
+    std::map<std::string, double> metrics;   // logged with the step (recon, kl, …)
+  };
+  // The loss of one batch of images in [0, 1], at optimizer step `step` (from 0).
+  virtual StepOutput training_step(const Tensor& images, std::int64_t step) = 0;
+  // Called after the optimizer step (EMA codebook updates, dead-code revival, …).
+  virtual void after_step(const Tensor& images, std::int64_t step) {}
+  // Reconstructions in [0, 1] of images in [0, 1], in eval mode, without gradients.
+  virtual Tensor reconstruct(const Tensor& images) = 0;
+  // Extra test metrics; called once at the end of training and by `latent eval`.
+  virtual std::map<std::string, double> evaluate_extra(const Dataset& test, Device device) {
+    return {};
+  }
+  // Extra pictures (samples, usage bars, …) written into out_dir at the end of training.
+  virtual void write_artifacts(const std::string& out_dir, const Dataset& test, Device device) {}
+
+  // Generative models: n images in [0, 1] decoded from the prior. Others throw.
+  virtual Tensor sample(std::int64_t n, Generator& gen);
+  // Tokenizers (VQ, FSQ): images -> int32 token grids [N, 7, 7], and back to images.
+  virtual Tensor encode_tokens(const Tensor& images);
+  virtual Tensor decode_tokens(const Tensor& tokens);
+};
+
+// The reconstruction term of every model: "mse" (on sigmoid(logits)) or "bce" (with logits),
+// averaged over pixels.
+Tensor reconstruction_loss(const std::string& kind, const Tensor& logits, const Tensor& images);
+
+// The deterministic autoencoder: x̂ = sigmoid(decoder(encoder(x))).
+class Autoencoder : public TrainableModel {
+ public:
+  Autoencoder(const ConvNetConfig& config, Generator& gen, std::string loss = "mse");
 
   Tensor encode(const Tensor& images);        // latent grid
   Tensor decode_logits(const Tensor& latent);  // logits
   Tensor forward(const Tensor& images) override;  // logits of the reconstruction
 
+  StepOutput training_step(const Tensor& images, std::int64_t step) override;
+  Tensor reconstruct(const Tensor& images) override;
+
   const ConvNetConfig& config() const { return config_; }
 
  private:
   ConvNetConfig config_;
+  std::string loss_;
   std::shared_ptr<Encoder> encoder_;
   std::shared_ptr<Decoder> decoder_;
 };

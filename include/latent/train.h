@@ -1,20 +1,28 @@
-// Training and evaluation of latent's models on Fashion-MNIST: what `latent train` and
-// `latent eval` run. Everything a run needs is in Config, so a checkpoint (which stores the
-// Config, the model, the optimizer and the data loader's position) resumes a run exactly:
-// a run interrupted at step k and resumed ends bit-identical to one that never stopped.
+// Training and evaluation of latent's models on Fashion-MNIST: what `latent train`, `eval`,
+// `sample`, `encode` and `decode` run. Everything a run needs is in Config, so a checkpoint
+// (which stores the Config, the model, the optimizer and the data loader's position) resumes
+// a run exactly: a run interrupted at step k and resumed ends bit-identical to one that
+// never stopped.
+//
+// Every model is a TrainableModel: the trainer calls training_step() for the loss, lets the
+// optimizer step, calls after_step() (EMA codebook updates and the like), and at the end asks
+// the model for its test metrics and its pictures. make_model() builds one by name.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "latent/models.h"
 
 namespace latent::train {
 
 struct Config {
-  std::string model = "ae";          // ae (later issues add vae, vqvae, fsq)
+  std::string model = "ae";          // ae, vae, vqvae, fsq
   std::string device = "auto";       // cpu, cuda, cuda:N or auto (a GPU when one is present)
   std::int64_t epochs = 1;
   std::int64_t steps = 0;            // total optimizer steps; 0 means epochs × batches/epoch
@@ -24,7 +32,7 @@ struct Config {
   double grad_clip = 0.0;            // max global gradient norm; 0 disables clipping
   std::uint64_t seed = 0;            // initialization and shuffling
   models::ConvNetConfig net;
-  std::string loss = "mse";          // mse on sigmoid(logits), or bce (with logits)
+  std::string loss = "mse";          // reconstruction term: mse on sigmoid(logits), or bce
   std::string data_dir;              // "" means the Debian package's directory
   std::int64_t train_limit = 0;      // use only the first N training images (0: all)
   std::int64_t test_limit = 0;       // evaluate on the first N test images (0: all)
@@ -32,17 +40,43 @@ struct Config {
   std::int64_t checkpoint_every = 0; // steps between periodic checkpoints; 0: final only
   std::int64_t log_every = 50;       // steps between metrics lines
   bool progress = true;              // a progress bar on the progress stream
+
+  // ---- VAE and β-VAE (--model vae)
+  double beta = -1.0;                // KL weight (vae, default 1) or commitment weight (vqvae,
+                                     // default 0.25); negative means the model's default
+  std::string latent = "spatial";    // vae: spatial (a 7×7 grid) or flat (a vector)
+  std::int64_t latent_dim = 16;      // vae with a flat latent: its dimension
+  std::int64_t kl_warmup = 0;        // steps of linear KL annealing from 0 (0: off)
+  std::int64_t kl_cycle = 0;         // cyclical annealing period in steps (0: off)
+  double free_bits = 0.0;            // minimum KL per latent dimension, nats (0: off)
+
+  // ---- VQ-VAE (--model vqvae)
+  std::int64_t codebook_size = 512;
+  std::int64_t code_dim = 16;        // channels of the latent grid = code vector length
+  bool ema = false;                  // EMA codebook instead of a gradient-trained one
+  double decay = 0.99;               // EMA decay γ
+  double dead_code_threshold = 0.0;  // revive codes whose EMA count falls below (0: off)
+  bool kmeans_init = false;          // initialize the codebook by k-means on the first batches
+  bool cosine = false;               // cosine-similarity codebook lookup
+
+  // ---- FSQ (--model fsq)
+  std::vector<std::int64_t> levels = {8, 5, 5, 5};
 };
 
 std::string config_to_json(const Config& config);
 Config config_from_json(const std::string& json);
 
-// Test-set reconstruction quality. psnr = 10·log10(1 / mse), pixels in [0, 1].
+// Test-set reconstruction quality. psnr = 10·log10(1 / mse), pixels in [0, 1]; `extra` holds
+// each model's own numbers (KL, active units, codebook utilization, perplexity, …).
 struct Metrics {
   double mse = 0.0;
   double psnr = 0.0;
   std::int64_t images = 0;
+  std::map<std::string, double> extra;
 };
+
+// Builds the model a Config names (initialized from `gen`), or throws naming the models.
+std::shared_ptr<models::TrainableModel> make_model(const Config& config, Generator& gen);
 
 struct Result {
   std::int64_t steps = 0;
@@ -56,10 +90,21 @@ struct Result {
 
 // Trains from scratch, or from `resume` (a checkpoint path) when it is non-empty; in that
 // case the run's Config comes from the checkpoint except out_dir, steps, epochs,
-// checkpoint_every, log_every and progress, which `config` may change. Writes to out_dir:
-// metrics.jsonl, checkpoint-<step>.safetensors (periodic), checkpoint.safetensors (final),
-// reconstructions.png. Progress and the summary go to `log` (nullptr: silent).
+// checkpoint_every, log_every, progress and device, which `config` may change. Writes to
+// out_dir: metrics.jsonl, checkpoint-<step>.safetensors (periodic), checkpoint.safetensors
+// (final), reconstructions.png and the model's own pictures. Progress and the summary go to
+// `log` (nullptr: silent).
 Result run(const Config& config, const std::string& resume = "", std::ostream* log = nullptr);
+
+// A model restored from a checkpoint, with the Config it was trained with.
+struct LoadedModel {
+  Config config;
+  std::int64_t step = 0;
+  Device device;
+  std::shared_ptr<models::TrainableModel> model;
+};
+// device overrides the checkpoint's when non-empty.
+LoadedModel load_model(const std::string& checkpoint, const std::string& device = "");
 
 // Reloads a checkpoint and recomputes the test metrics (and the grid, when grid_path is
 // non-empty). device and data_dir override the checkpoint's when non-empty.
@@ -69,5 +114,8 @@ Result evaluate(const std::string& checkpoint, const std::string& grid_path,
 
 // "auto" resolves to the first GPU when the cuda backend runs on a real GPU, else cpu.
 Device resolve_device(const std::string& name);
+
+// Test-set MSE/PSNR of model->reconstruct, plus evaluate_extra.
+Metrics evaluate_model(models::TrainableModel& model, const Dataset& test, Device device);
 
 }  // namespace latent::train

@@ -1,5 +1,6 @@
 #include "latent/models.h"
 
+#include "latent/autograd.h"
 #include "latent/ops.h"
 
 namespace latent::models {
@@ -50,8 +51,10 @@ Tensor Decoder::forward(const Tensor& latent) {
   return layers_->forward(latent);
 }
 
-Autoencoder::Autoencoder(const ConvNetConfig& c, Generator& gen)
-    : nn::Module("Autoencoder"), config_(c) {
+Autoencoder::Autoencoder(const ConvNetConfig& c, Generator& gen, std::string loss)
+    : TrainableModel("Autoencoder"), config_(c), loss_(std::move(loss)) {
+  LATENT_CHECK(loss_ == "mse" || loss_ == "bce", "Autoencoder: unknown loss '", loss_,
+               "' (mse or bce)");
   encoder_ = register_module("encoder", std::make_shared<Encoder>(c, gen));
   decoder_ = register_module("decoder", std::make_shared<Decoder>(c, gen));
 }
@@ -59,5 +62,30 @@ Autoencoder::Autoencoder(const ConvNetConfig& c, Generator& gen)
 Tensor Autoencoder::encode(const Tensor& images) { return encoder_->forward(images); }
 Tensor Autoencoder::decode_logits(const Tensor& latent) { return decoder_->forward(latent); }
 Tensor Autoencoder::forward(const Tensor& images) { return decode_logits(encode(images)); }
+
+TrainableModel::StepOutput Autoencoder::training_step(const Tensor& images, std::int64_t) {
+  return {reconstruction_loss(loss_, forward(images), images), {}};
+}
+
+Tensor Autoencoder::reconstruct(const Tensor& images) {
+  NoGradGuard no_grad;
+  return sigmoid(forward(images));
+}
+
+Tensor reconstruction_loss(const std::string& kind, const Tensor& logits, const Tensor& images) {
+  if (kind == "bce") return binary_cross_entropy_with_logits(logits, images);
+  LATENT_CHECK(kind == "mse", "reconstruction_loss: unknown kind '", kind, "' (mse or bce)");
+  return mse_loss(sigmoid(logits), images);
+}
+
+Tensor TrainableModel::sample(std::int64_t, Generator&) {
+  LATENT_FAIL(type_name(), " is not a generative model: it cannot sample (train a vae)");
+}
+Tensor TrainableModel::encode_tokens(const Tensor&) {
+  LATENT_FAIL(type_name(), " has no discrete tokens (train a vqvae or fsq model)");
+}
+Tensor TrainableModel::decode_tokens(const Tensor&) {
+  LATENT_FAIL(type_name(), " has no discrete tokens (train a vqvae or fsq model)");
+}
 
 }  // namespace latent::models

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <ostream>
 
 #include "latent/autograd.h"
@@ -43,6 +44,20 @@ std::string config_to_json(const Config& c) {
       {"out_dir", c.out_dir},
       {"checkpoint_every", c.checkpoint_every},
       {"log_every", c.log_every},
+      {"beta", c.beta},
+      {"latent", c.latent},
+      {"latent_dim", c.latent_dim},
+      {"kl_warmup", c.kl_warmup},
+      {"kl_cycle", c.kl_cycle},
+      {"free_bits", c.free_bits},
+      {"codebook_size", c.codebook_size},
+      {"code_dim", c.code_dim},
+      {"ema", c.ema},
+      {"decay", c.decay},
+      {"dead_code_threshold", c.dead_code_threshold},
+      {"kmeans_init", c.kmeans_init},
+      {"cosine", c.cosine},
+      {"levels", c.levels},
   };
   return j.dump();
 }
@@ -75,6 +90,20 @@ Config config_from_json(const std::string& text) {
     c.out_dir = j.value("out_dir", c.out_dir);
     c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
     c.log_every = j.value("log_every", c.log_every);
+    c.beta = j.value("beta", c.beta);
+    c.latent = j.value("latent", c.latent);
+    c.latent_dim = j.value("latent_dim", c.latent_dim);
+    c.kl_warmup = j.value("kl_warmup", c.kl_warmup);
+    c.kl_cycle = j.value("kl_cycle", c.kl_cycle);
+    c.free_bits = j.value("free_bits", c.free_bits);
+    c.codebook_size = j.value("codebook_size", c.codebook_size);
+    c.code_dim = j.value("code_dim", c.code_dim);
+    c.ema = j.value("ema", c.ema);
+    c.decay = j.value("decay", c.decay);
+    c.dead_code_threshold = j.value("dead_code_threshold", c.dead_code_threshold);
+    c.kmeans_init = j.value("kmeans_init", c.kmeans_init);
+    c.cosine = j.value("cosine", c.cosine);
+    c.levels = j.value("levels", c.levels);
   } catch (const json::exception& e) {
     LATENT_FAIL("train config: a field has the wrong type: ", e.what());
   }
@@ -84,7 +113,6 @@ Config config_from_json(const std::string& text) {
 namespace {
 
 void validate(const Config& c) {
-  LATENT_CHECK(c.model == "ae", "train: unknown model '", c.model, "' (available: ae)");
   LATENT_CHECK(c.loss == "mse" || c.loss == "bce", "train: unknown loss '", c.loss,
                "' (mse or bce)");
   LATENT_CHECK(c.batch_size > 0, "train: batch size must be positive, got ", c.batch_size);
@@ -101,42 +129,22 @@ Dataset limited(Dataset d, std::int64_t limit) {
   return limit > 0 && limit < d.size() ? d.slice(0, limit) : d;
 }
 
-Tensor reconstruction_loss(const std::string& loss, const Tensor& logits, const Tensor& images) {
-  if (loss == "bce") return binary_cross_entropy_with_logits(logits, images);
-  return mse_loss(sigmoid(logits), images);
-}
-
-Metrics evaluate_model(models::Autoencoder& model, const Dataset& test, Device device) {
+// model.reconstruct in eval mode, restoring the mode afterwards.
+Tensor reconstruct_eval(models::TrainableModel& model, const Tensor& images) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  constexpr std::int64_t kBatch = 500;
-  double squared_error = 0.0;
-  for (std::int64_t begin = 0; begin < test.size(); begin += kBatch) {
-    const std::int64_t n = std::min(kBatch, test.size() - begin);
-    const Tensor images = test.images.narrow(0, begin, n).to(device);
-    const Tensor recon = sigmoid(model.forward(images));
-    squared_error += sum(square(sub(recon, images))).item();
-  }
+  Tensor recon = model.reconstruct(images);
   model.train(was_training);
-  Metrics m;
-  m.images = test.size();
-  LATENT_CHECK(m.images > 0, "evaluate: the test set is empty");
-  m.mse = squared_error / static_cast<double>(test.images.numel());
-  m.psnr = 10.0 * std::log10(1.0 / std::max(m.mse, 1e-12));
-  return m;
+  return recon;
 }
 
 // Eight test images above their reconstructions, twice: a 4×8 grid.
-void write_grid(models::Autoencoder& model, const Dataset& test, Device device,
+void write_grid(models::TrainableModel& model, const Dataset& test, Device device,
                 const std::string& path) {
-  NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
   const std::int64_t n = std::min<std::int64_t>(16, test.size());
   const Tensor originals = test.images.narrow(0, 0, n);
-  const Tensor recon = sigmoid(model.forward(originals.to(device))).to(Device::cpu());
-  model.train(was_training);
+  const Tensor recon = reconstruct_eval(model, originals.to(device)).to(Device::cpu());
   std::vector<Tensor> tiles;
   for (std::int64_t row = 0; row < n; row += 8) {
     const std::int64_t k = std::min<std::int64_t>(8, n - row);
@@ -159,7 +167,7 @@ std::string format_duration(double seconds) {
 struct RunState {
   Config config;
   Device device;
-  std::shared_ptr<models::Autoencoder> model;
+  std::shared_ptr<models::TrainableModel> model;
   std::unique_ptr<optim::AdamW> optimizer;
   std::unique_ptr<BatchLoader> loader;
   std::int64_t step = 0;
@@ -226,7 +234,7 @@ RunState build(const Config& config, Device device, const Dataset& train_set) {
   run.config = config;
   run.device = device;
   Generator init(config.seed);
-  run.model = std::make_shared<models::Autoencoder>(config.net, init);
+  run.model = make_model(config, init);
   run.model->to(device);
   run.optimizer = std::make_unique<optim::AdamW>(run.model->parameters(), config.lr,
                                                  optim::Betas{}, 1e-8, config.weight_decay);
@@ -241,6 +249,33 @@ RunState build(const Config& config, Device device, const Dataset& train_set) {
 }
 
 }  // namespace
+
+Metrics evaluate_model(models::TrainableModel& model, const Dataset& test, Device device) {
+  LATENT_CHECK(test.size() > 0, "evaluate: the test set is empty");
+  constexpr std::int64_t kBatch = 500;
+  double squared_error = 0.0;
+  for (std::int64_t begin = 0; begin < test.size(); begin += kBatch) {
+    const std::int64_t n = std::min(kBatch, test.size() - begin);
+    const Tensor images = test.images.narrow(0, begin, n).to(device);
+    NoGradGuard no_grad;
+    squared_error += sum(square(sub(reconstruct_eval(model, images), images))).item();
+  }
+  Metrics m;
+  m.images = test.size();
+  m.mse = squared_error / static_cast<double>(test.images.numel());
+  m.psnr = 10.0 * std::log10(1.0 / std::max(m.mse, 1e-12));
+  const bool was_training = model.is_training();
+  model.eval();
+  m.extra = model.evaluate_extra(test, device);
+  model.train(was_training);
+  return m;
+}
+
+std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& gen) {
+  // One line per model; each factory lives beside its model in src/models/.
+  if (c.model == "ae") return std::make_shared<models::Autoencoder>(c.net, gen, c.loss);
+  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae)");
+}
 
 Device resolve_device(const std::string& name) {
   if (name == "auto" || name.empty()) {
@@ -301,21 +336,25 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   const auto start = clock::now();
   auto window_start = start;
   double window_loss = 0.0, last_loss = 0.0;
+  std::map<std::string, double> window_metrics;
   std::int64_t window_steps = 0, images_seen = 0;
   const std::int64_t first_step = run.step;
   while (run.step < total_steps) {
     const Batch batch = run.loader->next();
-    const Tensor logits = run.model->forward(batch.images);
-    const Tensor loss = reconstruction_loss(config.loss, logits, batch.images);
+    const models::TrainableModel::StepOutput out =
+        run.model->training_step(batch.images, run.step);
+    const Tensor& loss = out.loss;
     run.optimizer->zero_grad();
     loss.backward();
     if (config.grad_clip > 0) nn::clip_grad_norm(run.model->parameters(), config.grad_clip);
     run.optimizer->step();
+    run.model->after_step(batch.images, run.step);
     ++run.step;
     const double loss_value = loss.item();
     LATENT_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at step ",
                  run.step, "; lower --lr or enable --grad-clip");
     window_loss += loss_value;
+    for (const auto& [name, value] : out.metrics) window_metrics[name] += value;
     ++window_steps;
     images_seen += batch.images.size(0);
 
@@ -336,13 +375,15 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
       const auto now = clock::now();
       const double window_seconds = std::chrono::duration<double>(now - window_start).count();
       last_loss = window_loss / window_steps;
-      const json line = {{"step", run.step},
-                         {"epoch", batch.epoch},
-                         {"loss", last_loss},
-                         {"lr", run.optimizer->lr()},
-                         {"images_per_second",
-                          window_steps * config.batch_size / std::max(window_seconds, 1e-9)},
-                         {"seconds", elapsed}};
+      json line = {{"step", run.step},
+                   {"epoch", batch.epoch},
+                   {"loss", last_loss},
+                   {"lr", run.optimizer->lr()},
+                   {"images_per_second",
+                    window_steps * config.batch_size / std::max(window_seconds, 1e-9)},
+                   {"seconds", elapsed}};
+      for (const auto& [name, total] : window_metrics) line[name] = total / window_steps;
+      window_metrics.clear();
       metrics << line.dump() << "\n" << std::flush;
       if (log && !tty) {
         char buf[160];
@@ -370,14 +411,21 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   result.test = evaluate_model(*run.model, test_set, device);
   result.grid = config.out_dir + "/reconstructions.png";
   write_grid(*run.model, test_set, device, result.grid);
-  const json summary = {{"event", "final"},
-                        {"step", run.step},
-                        {"test_mse", result.test.mse},
-                        {"test_psnr", result.test.psnr},
-                        {"test_images", result.test.images},
-                        {"train_seconds", result.seconds},
-                        {"images_per_second", result.images_per_second},
-                        {"steps_this_run", run.step - first_step}};
+  {
+    const bool was_training = run.model->is_training();
+    run.model->eval();
+    run.model->write_artifacts(config.out_dir, test_set, device);
+    run.model->train(was_training);
+  }
+  json summary = {{"event", "final"},
+                  {"step", run.step},
+                  {"test_mse", result.test.mse},
+                  {"test_psnr", result.test.psnr},
+                  {"test_images", result.test.images},
+                  {"train_seconds", result.seconds},
+                  {"images_per_second", result.images_per_second},
+                  {"steps_this_run", run.step - first_step}};
+  for (const auto& [name, value] : result.test.extra) summary["test_" + name] = value;
   metrics << summary.dump() << "\n";
   if (log) {
     char buf[256];
@@ -385,33 +433,44 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
                   "test MSE %.6f  PSNR %.2f dB over %lld images; %.1f s, %.0f img/s\n",
                   result.test.mse, result.test.psnr, static_cast<long long>(result.test.images),
                   result.seconds, result.images_per_second);
-    *log << buf << "checkpoint: " << result.checkpoint << "\nreconstructions: " << result.grid
+    *log << buf;
+    for (const auto& [name, value] : result.test.extra) *log << "  test " << name << ": " << value << "\n";
+    *log << "checkpoint: " << result.checkpoint << "\nreconstructions: " << result.grid
          << "\n";
   }
   return result;
 }
 
+LoadedModel load_model(const std::string& checkpoint_path, const std::string& device_name) {
+  const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
+  LoadedModel loaded;
+  loaded.config = checkpoint.config;
+  if (!device_name.empty()) loaded.config.device = device_name;
+  validate(loaded.config);
+  loaded.step = checkpoint.step;
+  loaded.device = resolve_device(loaded.config.device);
+  Generator init(loaded.config.seed);
+  loaded.model = make_model(loaded.config, init);
+  loaded.model->load_state_dict(checkpoint.model);
+  loaded.model->to(loaded.device);
+  loaded.model->eval();
+  return loaded;
+}
+
 Result evaluate(const std::string& checkpoint_path, const std::string& grid_path,
                 const std::string& device_name, const std::string& data_dir,
                 std::int64_t test_limit) {
-  const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
-  Config config = checkpoint.config;
-  if (!device_name.empty()) config.device = device_name;
+  LoadedModel loaded = load_model(checkpoint_path, device_name);
+  Config& config = loaded.config;
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (test_limit > 0) config.test_limit = test_limit;
-  validate(config);
-  const Device device = resolve_device(config.device);
-  Generator init(config.seed);
-  models::Autoencoder model(config.net, init);
-  model.load_state_dict(checkpoint.model);
-  model.to(device);
   const Dataset test_set = limited(load_fashion_mnist("test", config.data_dir), config.test_limit);
   Result result;
-  result.steps = checkpoint.step;
+  result.steps = loaded.step;
   result.checkpoint = checkpoint_path;
-  result.test = evaluate_model(model, test_set, device);
+  result.test = evaluate_model(*loaded.model, test_set, loaded.device);
   if (!grid_path.empty()) {
-    write_grid(model, test_set, device, grid_path);
+    write_grid(*loaded.model, test_set, loaded.device, grid_path);
     result.grid = grid_path;
   }
   return result;

@@ -9,5 +9,16 @@ namespace latent::cli {
 void add_train(CLI::App& app);  // train.cpp
 void add_eval(CLI::App& app);   // train.cpp
 void add_op(CLI::App& app);     // op.cpp
+void add_sample(CLI::App& app);  // tokens.cpp
+void add_encode(CLI::App& app);  // tokens.cpp
+void add_decode(CLI::App& app);  // tokens.cpp
+
+// `latent op` subcommands register themselves from their own files (op_*.cpp):
+//   static const latent::cli::OpRegistration registration(add_my_ops);
+// where add_my_ops(CLI::App* op) adds subcommands to `latent op`.
+using OpAdder = void (*)(CLI::App* op);
+struct OpRegistration {
+  explicit OpRegistration(OpAdder adder);
+};
 
 }  // namespace latent::cli

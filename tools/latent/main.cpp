@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   latent::cli::add_train(app);
   latent::cli::add_eval(app);
   latent::cli::add_op(app);
+  latent::cli::add_sample(app);
+  latent::cli::add_encode(app);
+  latent::cli::add_decode(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

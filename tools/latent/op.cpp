@@ -1,6 +1,7 @@
 // `latent op NAME`: one op on .npy inputs, .npy outputs, on any device.
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "latent/latent.h"
 #include "tools/latent/commands.h"
@@ -28,7 +29,14 @@ void save_result(const OpArgs& args, const Tensor& result) {
               shape_str(result.shape()).c_str());
 }
 
+std::vector<OpAdder>& registered_ops() {
+  static std::vector<OpAdder> adders;
+  return adders;
+}
+
 }  // namespace
+
+OpRegistration::OpRegistration(OpAdder adder) { registered_ops().push_back(adder); }
 
 void add_op(CLI::App& app) {
   CLI::App* op = app.add_subcommand(
@@ -75,6 +83,7 @@ void add_op(CLI::App& app) {
                                     : conv2d(input, weight, b, *options));
     });
   }
+  for (OpAdder adder : registered_ops()) adder(op);
 }
 
 }  // namespace latent::cli

@@ -17,7 +17,9 @@ void add_train(CLI::App& app) {
       "reconstruction grid to --out and prints the test MSE and PSNR.\n\n"
       "Example:\n  latent train --model ae --epochs 2 --out runs/ae\n"
       "  latent train --resume runs/ae/checkpoint-200.safetensors --out runs/ae");
-  cmd->add_option("--model", config->model, "Model to train: ae (convolutional autoencoder)")
+  cmd->add_option("--model", config->model,
+                  "Model to train: ae (autoencoder), vae (VAE / beta-VAE), vqvae (VQ-VAE), fsq "
+                  "(finite scalar quantization)")
       ->capture_default_str();
   cmd->add_option("--device", config->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   cmd->add_option("--epochs", config->epochs, "Passes over the training set")->capture_default_str();
@@ -51,6 +53,37 @@ void add_train(CLI::App& app) {
   cmd->add_option("--log-every", config->log_every, "Steps between metrics lines")
       ->capture_default_str();
   cmd->add_option("--resume", *resume, "Continue from this checkpoint");
+
+  // VAE / beta-VAE
+  cmd->add_option("--beta", config->beta,
+                  "vae: KL weight (default 1); vqvae: commitment weight (default 0.25)");
+  cmd->add_option("--latent", config->latent, "vae: spatial (7x7 grid) or flat (a vector)")
+      ->capture_default_str();
+  cmd->add_option("--latent-dim", config->latent_dim, "vae --latent flat: dimension")
+      ->capture_default_str();
+  cmd->add_option("--kl-warmup", config->kl_warmup, "vae: steps of linear KL annealing from 0")
+      ->capture_default_str();
+  cmd->add_option("--kl-cycle", config->kl_cycle, "vae: cyclical KL annealing period in steps")
+      ->capture_default_str();
+  cmd->add_option("--free-bits", config->free_bits, "vae: minimum KL per latent dimension (nats)")
+      ->capture_default_str();
+  // VQ-VAE
+  cmd->add_option("--codebook-size", config->codebook_size, "vqvae: number of codes K")
+      ->capture_default_str();
+  cmd->add_option("--code-dim", config->code_dim, "vqvae: code vector length D")
+      ->capture_default_str();
+  cmd->add_flag("--ema", config->ema, "vqvae: EMA codebook updates instead of gradients");
+  cmd->add_option("--decay", config->decay, "vqvae --ema: EMA decay")->capture_default_str();
+  cmd->add_option("--dead-code-threshold", config->dead_code_threshold,
+                  "vqvae --ema: revive codes whose EMA count falls below this (0: off)")
+      ->capture_default_str();
+  cmd->add_flag("--kmeans-init", config->kmeans_init, "vqvae: k-means codebook initialization");
+  cmd->add_flag("--cosine", config->cosine, "vqvae: cosine-similarity code lookup");
+  // FSQ
+  cmd->add_option("--levels", config->levels,
+                  "fsq: levels per dimension, e.g. 8,5,5,5. The FSQ paper's sets: 2^8: 8,6,5; "
+                  "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5")
+      ->delimiter(',');
   cmd->add_flag("--quiet", *quiet, "No progress output");
   cmd->callback([config, resume, quiet] {
     config->progress = !*quiet;
@@ -77,9 +110,12 @@ void add_eval(CLI::App& app) {
   cmd->callback([=] {
     const train::Result r = train::evaluate(*checkpoint, *grid, *device, *data_dir, *test_limit);
     std::printf("{\"checkpoint\": \"%s\", \"step\": %lld, \"test_mse\": %.8f, \"test_psnr\": %.4f, "
-                "\"test_images\": %lld}\n",
+                "\"test_images\": %lld",
                 checkpoint->c_str(), static_cast<long long>(r.steps), r.test.mse, r.test.psnr,
                 static_cast<long long>(r.test.images));
+    for (const auto& [name, value] : r.test.extra)
+      std::printf(", \"test_%s\": %.8g", name.c_str(), value);
+    std::printf("}\n");
   });
 }
 

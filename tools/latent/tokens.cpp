@@ -1,0 +1,109 @@
+// `latent sample`, `latent encode` and `latent decode`: a trained model as a generator and as
+// an image tokenizer.
+#include <cstdio>
+#include <memory>
+
+#include "latent/latent.h"
+#include "tools/latent/commands.h"
+
+namespace latent::cli {
+
+void add_sample(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>("samples.png");
+  auto count = std::make_shared<std::int64_t>(64);
+  auto seed = std::make_shared<std::uint64_t>(0);
+  auto device = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "sample",
+      "Decode images from the prior of a generative checkpoint (vae) into a PNG grid.\n\n"
+      "Example:\n  latent sample --checkpoint runs/vae/checkpoint.safetensors -n 64 -o samples.png");
+  cmd->add_option("--checkpoint", *checkpoint, "Checkpoint written by latent train")->required();
+  cmd->add_option("-n,--count", *count, "Number of samples")->capture_default_str();
+  cmd->add_option("-o,--out", *out, "Output PNG")->capture_default_str();
+  cmd->add_option("--seed", *seed, "Seed of the prior draws")->capture_default_str();
+  cmd->add_option("--device", *device, "cpu, cuda or auto (default: the checkpoint's)");
+  cmd->callback([=] {
+    LATENT_CHECK(*count > 0, "sample: --count must be positive, got ", *count);
+    train::LoadedModel loaded = train::load_model(*checkpoint, *device);
+    Generator gen(*seed);
+    NoGradGuard no_grad;
+    const Tensor images = loaded.model->sample(*count, gen).to(Device::cpu());
+    save_png(*out, image_grid(images, 8, 2, 1.0));
+    std::printf("%s: %lld samples\n", out->c_str(), static_cast<long long>(*count));
+  });
+}
+
+void add_encode(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto input = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto device = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "encode",
+      "Turn images into token grids with a vqvae or fsq checkpoint: an image tokenizer.\n"
+      "Input: a 28x28 gray PNG, or a .npy of images [N, 1, 28, 28] in [0, 1]. Output: int32\n"
+      "tokens [N, 7, 7] as .npy.\n\n"
+      "Example:\n  latent encode --checkpoint runs/vq/checkpoint.safetensors shirt.png -o tokens.npy");
+  cmd->add_option("--checkpoint", *checkpoint, "Checkpoint written by latent train")->required();
+  cmd->add_option("input", *input, "Image (.png) or images (.npy)")->required();
+  cmd->add_option("-o,--out", *out, "Output tokens (.npy)")->required();
+  cmd->add_option("--device", *device, "cpu, cuda or auto (default: the checkpoint's)");
+  cmd->callback([=] {
+    train::LoadedModel loaded = train::load_model(*checkpoint, *device);
+    Tensor images;
+    if (input->size() >= 4 && input->substr(input->size() - 4) == ".png") {
+      images = load_png(*input);
+      LATENT_CHECK(images.size(0) == 1 && images.size(1) == 28 && images.size(2) == 28,
+                   "encode: ", *input, " is ", shape_str(images.shape()),
+                   "; expected a 28x28 grayscale PNG");
+      images = images.unsqueeze(0);
+    } else {
+      images = load_npy(*input).to(DType::f32);
+      if (images.dim() == 3) images = images.unsqueeze(1);
+      LATENT_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == 28 &&
+                       images.size(3) == 28,
+                   "encode: ", *input, " holds ", shape_str(images.shape()),
+                   "; expected images [N, 1, 28, 28]");
+    }
+    NoGradGuard no_grad;
+    const Tensor tokens = loaded.model->encode_tokens(images.to(loaded.device)).to(Device::cpu());
+    save_npy(*out, tokens);
+    std::printf("%s: tokens %s\n", out->c_str(), shape_str(tokens.shape()).c_str());
+  });
+}
+
+void add_decode(CLI::App& app) {
+  auto checkpoint = std::make_shared<std::string>();
+  auto input = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto device = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "decode",
+      "Turn token grids (.npy, int32 [N, 7, 7] or [7, 7]) back into images with a vqvae or fsq\n"
+      "checkpoint; writes a PNG (a grid when N > 1) or, for a .npy output, the images.\n\n"
+      "Example:\n  latent decode --checkpoint runs/vq/checkpoint.safetensors tokens.npy -o shirt.png");
+  cmd->add_option("--checkpoint", *checkpoint, "Checkpoint written by latent train")->required();
+  cmd->add_option("input", *input, "Tokens (.npy)")->required();
+  cmd->add_option("-o,--out", *out, "Output (.png or .npy)")->required();
+  cmd->add_option("--device", *device, "cpu, cuda or auto (default: the checkpoint's)");
+  cmd->callback([=] {
+    train::LoadedModel loaded = train::load_model(*checkpoint, *device);
+    Tensor tokens = load_npy(*input);
+    LATENT_CHECK(tokens.dtype() == DType::i32, "decode: ", *input, " holds ",
+                 dtype_name(tokens.dtype()), " values; expected integer tokens");
+    if (tokens.dim() == 2) tokens = tokens.unsqueeze(0);
+    NoGradGuard no_grad;
+    const Tensor images = loaded.model->decode_tokens(tokens.to(loaded.device)).to(Device::cpu());
+    if (out->size() >= 4 && out->substr(out->size() - 4) == ".npy") {
+      save_npy(*out, images);
+    } else if (images.size(0) == 1) {
+      save_png(*out, images.squeeze(0));
+    } else {
+      save_png(*out, image_grid(images, 8, 2, 1.0));
+    }
+    std::printf("%s: %lld images\n", out->c_str(), static_cast<long long>(images.size(0)));
+  });
+}
+
+}  // namespace latent::cli
