@@ -355,10 +355,7 @@ class CudaBackend final : public backend::Backend {
     return false;
   }
 
-  dim3 grid(std::int64_t work_items) const {
-    const std::int64_t blocks = (work_items + kThreads - 1) / kThreads;
-    return dim3(static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(blocks, max_blocks_))));
-  }
+  static dim3 grid(std::int64_t work_items) { return grid_for(work_items, kThreads); }
 
 #if defined(__CUDACC__)
   cublasHandle_t cublas() {
@@ -373,6 +370,8 @@ class CudaBackend final : public backend::Backend {
 
   std::once_flag init_once_;
   int device_count_ = 0;
+
+ public:
   int max_blocks_ = 16;
   CachingAllocator allocator_;
 };
@@ -384,6 +383,13 @@ CudaBackend& instance() {
 }
 
 }  // namespace
+
+int max_grid_blocks() {
+  CudaBackend& b = instance();
+  b.available();
+  return b.max_blocks_;
+}
+
 }  // namespace latent::cuda
 
 namespace latent::backend {

@@ -10,6 +10,7 @@
 // errors the same way. Either way the error names the kernel, the file and the line.
 #pragma once
 
+#include <cstdint>
 #include <utility>
 
 #include "kernels/device.cuh"
@@ -24,6 +25,18 @@ inline void check(cudaError_t status, const char* what, const char* file, int li
 }
 
 bool sync_after_launch();  // LATENT_CUDA_SYNC=1
+
+// The cap on grid sizes for grid-stride kernels: 8 blocks per SM on a GPU, 16 under SIMT
+// (where fewer, longer blocks run faster).
+int max_grid_blocks();
+
+// A 1-D grid for `work_items` items at `threads` per block, capped at max_grid_blocks():
+// kernels launched with it must loop grid-stride.
+inline dim3 grid_for(std::int64_t work_items, int threads = 256) {
+  const std::int64_t blocks = (work_items + threads - 1) / threads;
+  const std::int64_t cap = max_grid_blocks();
+  return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap)));
+}
 
 template <class... Params, class... Args>
 void launch(const char* name, const char* file, int line, void (*kernel)(Params...), dim3 grid,
