@@ -552,6 +552,23 @@ TEST(SimtLaunch, KernelsWithoutBarriersRunWithoutPerThreadFibers) {
   EXPECT_EQ(stats.fibers, 2560u);
 }
 
+// Host threads may launch at the same time; their grids share the worker pool.
+TEST(SimtLaunch, ConcurrentLaunchesFromSeveralHostThreads) {
+  std::vector<std::thread> hosts;
+  std::vector<int> sums(4, 0);
+  for (int h = 0; h < 4; ++h) {
+    hosts.emplace_back([h, &sums] {
+      for (int rep = 0; rep < 5; ++rep) {
+        std::vector<int> ok(32 * 64, 0);
+        launch("shared_isolation", dim3(32), dim3(64), 0, nullptr, shared_isolation, ok.data());
+        sums[h] += std::accumulate(ok.begin(), ok.end(), 0);
+      }
+    });
+  }
+  for (std::thread& t : hosts) t.join();
+  for (int s : sums) EXPECT_EQ(s, 5 * 32 * 64);
+}
+
 // ================================================================ dynamic shared memory
 
 __global__ void dynamic_sum(const double* in, double* out) {

@@ -18,8 +18,8 @@ constexpr unsigned char kPoisonByte = 0xff;  // fresh dynamic shared memory: NaN
 constexpr unsigned char kGuardByte = 0xcd;   // the guard after it
 constexpr std::uint64_t kUndefined = ~std::uint64_t{0};  // a shuffle from an absent lane
 
-thread_local BlockRunner* t_active = nullptr;
-thread_local Lane* t_lane = nullptr;
+thread_local constinit BlockRunner* t_active LATENT_SIMT_TLS = nullptr;
+thread_local constinit Lane* t_lane LATENT_SIMT_TLS = nullptr;
 
 std::string triple(const uint3& v) {
   return concat("(", v.x, ",", v.y, ",", v.z, ")");
@@ -440,8 +440,8 @@ void BlockRunner::check_guard() const {
   for (std::size_t i = 0; i < kGuardBytes; ++i) {
     if (static_cast<unsigned char>(dynamic_[dynamic_bytes_ + i]) != kGuardByte)
       fail(concat("a thread wrote past the end of the block's ", dynamic_bytes_,
-                  " bytes of dynamic shared memory (", i,
-                  " bytes after the end, through a raw pointer)"));
+                  " bytes of dynamic shared memory (first changed byte: ", i,
+                  " after the end), through a raw pointer, which is not bounds-checked"));
   }
 }
 

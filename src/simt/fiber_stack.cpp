@@ -31,9 +31,12 @@ boost::context::stack_context FiberStackPool::allocate() {
   ::mprotect(mapping, page_bytes_, PROT_NONE);
   mappings_.push_back(mapping);
   free_.reserve(mappings_.size());  // so that deallocate never allocates
+  // Stagger the stack tops by a cache line per stack ("colouring"): identical page offsets
+  // would put the hot top of every stack in the same L1 sets and thrash them.
+  const std::size_t colour = (mappings_.size() - 1) % 64 * 64;
   boost::context::stack_context stack;
-  stack.size = usable_bytes_;
-  stack.sp = static_cast<char*>(mapping) + total;
+  stack.size = usable_bytes_ - colour;
+  stack.sp = static_cast<char*>(mapping) + total - colour;
   return stack;
 }
 
