@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -374,6 +375,24 @@ TEST(SimtWarp, WarpsDivergeIndependently) {
     } else {
       EXPECT_EQ(out[t], 12345);
     }
+  }
+}
+
+// Lanes are numbered by the linear thread index x + y·Dx + z·Dx·Dy, as on a GPU: in a block
+// of 8×4×3 threads a warp spans four rows.
+__global__ void lanes_of_a_2d_block(unsigned* first_of_warp, unsigned* warp_bits) {
+  const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  first_of_warp[linear] = __shfl_sync(0xffffffffu, linear, 0);
+  warp_bits[linear] = __ballot_sync(0xffffffffu, threadIdx.y % 2 == 1);
+}
+
+TEST(SimtWarp, LanesFollowTheLinearThreadIndex) {
+  std::vector<unsigned> first(96), bits(96);
+  launch("lanes_of_a_2d_block", dim3(1), dim3(8, 4, 3), 0, nullptr, lanes_of_a_2d_block,
+         first.data(), bits.data());
+  for (unsigned t = 0; t < 96; ++t) {
+    EXPECT_EQ(first[t], t / 32 * 32);
+    EXPECT_EQ(bits[t], 0xff00ff00u);  // rows y = 1 and 3 of each warp
   }
 }
 
@@ -822,6 +841,26 @@ TEST(SimtStrict, NoLaunchFromInsideAKernelNorPrimitivesOutsideOne) {
   EXPECT_NE(error_of([] { __syncthreads(); }).find("outside a SIMT kernel"), std::string::npos);
   EXPECT_NE(error_of([] { __shfl_sync(0xffffffffu, 1, 0); }).find("outside a SIMT kernel"),
             std::string::npos);
+}
+
+// Every kernel runs on a fiber stack with a guard page below it: overflowing it kills the
+// process with SIGSEGV at once rather than corrupting another thread's stack.
+__device__ int recurse(int depth) {
+  volatile char pad[1024];
+  pad[0] = static_cast<char>(depth);
+  return depth == 0 ? pad[0] : recurse(depth - 1) + pad[0];
+}
+
+__global__ void deep_recursion(int depth, int* out) { out[threadIdx.x] = recurse(depth); }
+
+TEST(SimtStrict, StackOverflowHitsTheGuardPage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<int> out(2);
+  EXPECT_NO_THROW(launch("deep_recursion", dim3(1), dim3(2), 0, nullptr, deep_recursion, 8,
+                         out.data()));
+  EXPECT_EXIT(launch("deep_recursion", dim3(1), dim3(2), 0, nullptr, deep_recursion, 10000,
+                     out.data()),
+              testing::KilledBySignal(SIGSEGV), "");
 }
 
 // ================================================================ runtime shim
