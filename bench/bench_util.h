@@ -40,7 +40,7 @@ void time_on_device(benchmark::State& state, double bytes, Body&& body) {
     const auto stop = std::chrono::steady_clock::now();
     state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes * state.iterations()));
+  if (bytes > 0) state.SetBytesProcessed(static_cast<std::int64_t>(bytes * state.iterations()));
   state.SetLabel(be.name());
 }
 
