@@ -31,7 +31,8 @@
 #define LATENT_SIMT 1
 
 // `#pragma unroll` is a hint nvcc understands and the host compiler does not; kernels use
-// it freely, so the SIMT build does not warn about it.
+// it freely, so the SIMT build should not warn about it. (GCC 13 honours this; GCC 12
+// ignores diagnostic pragmas for preprocessor warnings: build with -Wno-unknown-pragmas.)
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 
 // ---------------------------------------------------------------- qualifiers
