@@ -366,6 +366,16 @@ class CpuBackend final : public backend::Backend {
     }
   }
 
+  // The valid output columns [begin, end) of kernel column kw: those whose input column
+  // ow·stride − padding + kw lies inside the image.
+  static void valid_range(std::int64_t out, std::int64_t size, std::int64_t stride,
+                          std::int64_t offset, std::int64_t& begin, std::int64_t& end) {
+    // ow·stride + offset >= 0  and  ow·stride + offset < size
+    begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    end = size - offset <= 0 ? 0 : std::min(out, (size - offset + stride - 1) / stride);
+    if (end < begin) end = begin;
+  }
+
   void im2col(const ConvGeometry& g, const Tensor& x, const Tensor& cols) override {
     dispatch_floating(x.dtype(), "im2col", [&](auto z) {
       using T = decltype(z);
@@ -379,13 +389,20 @@ class CpuBackend final : public backend::Backend {
           const std::int64_t kh = (row / g.kernel_w) % g.kernel_h, kw = row % g.kernel_w;
           const T* image = in + (n * g.channels + c) * g.height * g.width;
           T* dst = out + row * row_len + n * plane;
+          std::int64_t ow_begin, ow_end;
+          valid_range(g.out_w, g.width, g.stride, kw - g.padding, ow_begin, ow_end);
           for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+            T* line = dst + oh * g.out_w;
             const std::int64_t ih = oh * g.stride - g.padding + kh;
-            for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-              const std::int64_t iw = ow * g.stride - g.padding + kw;
-              const bool inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
-              dst[oh * g.out_w + ow] = inside ? image[ih * g.width + iw] : T(0);
+            if (ih < 0 || ih >= g.height) {
+              std::fill(line, line + g.out_w, T(0));
+              continue;
             }
+            const T* src = image + ih * g.width;
+            const std::int64_t shift = kw - g.padding;
+            std::fill(line, line + ow_begin, T(0));
+            for (std::int64_t ow = ow_begin; ow < ow_end; ++ow) line[ow] = src[ow * g.stride + shift];
+            std::fill(line + ow_end, line + g.out_w, T(0));
           }
         }
       }
@@ -393,8 +410,9 @@ class CpuBackend final : public backend::Backend {
   }
 
   void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) override {
-    // Gather form: every output pixel sums the column entries that read it, in a fixed
-    // (kh, kw) order, so no two threads write one pixel and the result is deterministic.
+    // Scatter form, one image plane per thread: every plane (n, c) adds the rows of its
+    // channel in a fixed (kh, kw, oh, ow) order, so each pixel sums its contributions in
+    // ascending (kh, kw) order — deterministic, and the order the cuda gather uses.
     dispatch_floating(x.dtype(), "col2im", [&](auto z) {
       using T = decltype(z);
       const T* in = ptr<T>(cols);
@@ -404,24 +422,22 @@ class CpuBackend final : public backend::Backend {
       for (std::int64_t n = 0; n < g.batch; ++n) {
         for (std::int64_t c = 0; c < g.channels; ++c) {
           T* image = out + (n * g.channels + c) * g.height * g.width;
-          for (std::int64_t ih = 0; ih < g.height; ++ih) {
-            for (std::int64_t iw = 0; iw < g.width; ++iw) {
-              double acc = 0.0;
-              for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-                const std::int64_t th = ih + g.padding - kh;
-                if (th < 0 || th % g.stride != 0) continue;
-                const std::int64_t oh = th / g.stride;
-                if (oh >= g.out_h) continue;
-                for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-                  const std::int64_t tw = iw + g.padding - kw;
-                  if (tw < 0 || tw % g.stride != 0) continue;
-                  const std::int64_t ow = tw / g.stride;
-                  if (ow >= g.out_w) continue;
-                  const std::int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
-                  acc += in[row * row_len + n * plane + oh * g.out_w + ow];
-                }
+          std::fill(image, image + g.height * g.width, T(0));
+          for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
+            for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
+              const std::int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
+              const T* src = in + row * row_len + n * plane;
+              std::int64_t ow_begin, ow_end;
+              valid_range(g.out_w, g.width, g.stride, kw - g.padding, ow_begin, ow_end);
+              for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+                const std::int64_t ih = oh * g.stride - g.padding + kh;
+                if (ih < 0 || ih >= g.height) continue;
+                T* dst = image + ih * g.width;
+                const std::int64_t shift = kw - g.padding;
+                const T* line = src + oh * g.out_w;
+                for (std::int64_t ow = ow_begin; ow < ow_end; ++ow)
+                  dst[ow * g.stride + shift] += line[ow];
               }
-              image[ih * g.width + iw] = static_cast<T>(acc);
             }
           }
         }
