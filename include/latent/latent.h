@@ -5,6 +5,7 @@
 #include "latent/data.h"
 #include "latent/dtype.h"
 #include "latent/error.h"
+#include "latent/fsq.h"
 #include "latent/io.h"
 #include "latent/models.h"
 #include "latent/nn.h"

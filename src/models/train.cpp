@@ -14,6 +14,7 @@
 
 #include "latent/autograd.h"
 #include "latent/data.h"
+#include "latent/fsq.h"
 #include "latent/io.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
@@ -274,7 +275,8 @@ Metrics evaluate_model(models::TrainableModel& model, const Dataset& test, Devic
 std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& gen) {
   // One line per model; each factory lives beside its model in src/models/.
   if (c.model == "ae") return std::make_shared<models::Autoencoder>(c.net, gen, c.loss);
-  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae)");
+  if (c.model == "fsq") return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss);
+  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq)");
 }
 
 Device resolve_device(const std::string& name) {

@@ -1,0 +1,115 @@
+// FSQ on the cpu backend: plain loops over rows (one latent vector each), OpenMP across rows,
+// with the per-channel math of kernels/fsq.cuh — the same functions the kernels call, so the
+// cpu reference and the kernels agree bit for bit wherever they share a math library (the
+// SIMT build). docs/fsq.md.
+#include <cstdint>
+
+#include "backends/fsq.h"
+#include "kernels/fsq.cuh"
+
+namespace latent::cpu {
+namespace {
+
+constexpr std::int64_t kParallelRows = 4096;
+
+template <class F>
+void dispatch_floating(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
+  }
+}
+
+}  // namespace
+
+void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
+                  const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+  dispatch_floating(z.dtype(), "fsq_quantize", [&](auto zero) {
+    using T = decltype(zero);
+    const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
+    const int d = k.dims;
+    const std::int64_t rows = z.numel() / d;
+    const T* in = z.data<T>();
+    T* out = codes.data<T>();
+    std::int32_t* index_out = indices.defined() ? indices.data<std::int32_t>() : nullptr;
+#pragma omp parallel for if (rows > kParallelRows)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::int32_t index = 0;
+      for (int c = 0; c < d; ++c) {
+        const std::int32_t digit = kernels::fsq_digit(k, c, in[r * d + c]);
+        index += digit * k.basis[c];
+        out[r * d + c] = kernels::fsq_code(k, c, digit);
+      }
+      if (index_out) index_out[r] = index;
+    }
+  });
+}
+
+void fsq_quantize_backward(const Tensor& z, const Tensor& dL_dcodes, const Tensor& dL_dz,
+                           const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+  dispatch_floating(z.dtype(), "fsq_quantize_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
+    const int d = k.dims;
+    const std::int64_t rows = z.numel() / d;
+    const T* in = z.data<T>();
+    const T* g = dL_dcodes.data<T>();
+    T* out = dL_dz.data<T>();
+#pragma omp parallel for if (rows > kParallelRows)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (int c = 0; c < d; ++c) {
+        const std::int64_t i = r * d + c;
+        out[i] = g[i] * kernels::fsq_slope(k, c, in[i]);
+      }
+    }
+  });
+}
+
+void fsq_codes_to_indices(const Tensor& codes, const Tensor& indices,
+                          const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+  dispatch_floating(codes.dtype(), "fsq_codes_to_indices", [&](auto zero) {
+    using T = decltype(zero);
+    const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
+    const int d = k.dims;
+    const std::int64_t rows = codes.numel() / d;
+    const T* in = codes.data<T>();
+    std::int32_t* out = indices.data<std::int32_t>();
+#pragma omp parallel for if (rows > kParallelRows)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::int32_t index = 0;
+      for (int c = 0; c < d; ++c) index += kernels::fsq_digit_of_code(k, c, in[r * d + c]) * k.basis[c];
+      out[r] = index;
+    }
+  });
+}
+
+void fsq_check_indices(const std::int32_t* indices, std::int64_t n, std::int64_t size) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    LATENT_CHECK(indices[i] >= 0 && indices[i] < size, "fsq_indices_to_codes: index ",
+                 indices[i], " at position ", i, " is outside the implicit codebook [0, ",
+                 size, ")");
+  }
+}
+
+void fsq_indices_to_codes(const Tensor& indices, const Tensor& codes,
+                          const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+  const std::int64_t rows = indices.numel();
+  const std::int32_t* in = indices.data<std::int32_t>();
+  std::int64_t size = 1;
+  for (const std::int64_t L : levels) size *= L;
+  fsq_check_indices(in, rows, size);
+  dispatch_floating(codes.dtype(), "fsq_indices_to_codes", [&](auto zero) {
+    using T = decltype(zero);
+    const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
+    const int d = k.dims;
+    T* out = codes.data<T>();
+#pragma omp parallel for if (rows > kParallelRows)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (int c = 0; c < d; ++c)
+        out[r * d + c] = kernels::fsq_code(k, c, (in[r] / k.basis[c]) % k.levels[c]);
+    }
+  });
+}
+
+}  // namespace latent::cpu

@@ -1,0 +1,168 @@
+// The FSQ autoencoder: encoder → d = len(levels) channels → FSQ at every 7×7 position →
+// decoder. No codebook, no commitment loss, no auxiliary term: the loss is the reconstruction
+// alone, and the gradient reaches the encoder through the straight-through rounding.
+// docs/fsq.md.
+#include <algorithm>
+#include <cmath>
+
+#include "latent/autograd.h"
+#include "latent/fsq.h"
+#include "latent/io.h"
+#include "latent/ops.h"
+
+namespace latent::models {
+namespace {
+
+ConvNetConfig with_latent_channels(ConvNetConfig c, std::int64_t channels) {
+  c.latent_channels = channels;
+  return c;
+}
+
+// Perplexity exp(H) of a histogram, H = −Σ p·ln p.
+double perplexity(const std::map<std::int32_t, std::int64_t>& counts) {
+  double total = 0.0;
+  for (const auto& [code, n] : counts) total += static_cast<double>(n);
+  if (total <= 0.0) return 0.0;
+  double entropy = 0.0;
+  for (const auto& [code, n] : counts) {
+    const double p = static_cast<double>(n) / total;
+    entropy -= p * std::log(p);
+  }
+  return std::exp(entropy);
+}
+
+std::map<std::int32_t, std::int64_t> histogram(const Tensor& indices) {
+  std::map<std::int32_t, std::int64_t> counts;
+  for (const std::int32_t i : indices.to_vector<std::int32_t>()) ++counts[i];
+  return counts;
+}
+
+}  // namespace
+
+FsqAutoencoder::FsqAutoencoder(const ConvNetConfig& c, std::vector<std::int64_t> levels,
+                               Generator& gen, std::string loss, FsqOptions options)
+    : TrainableModel("FsqAutoencoder"),
+      config_(with_latent_channels(c, static_cast<std::int64_t>(levels.size()))),
+      levels_(std::move(levels)),
+      codebook_size_(fsq_codebook_size(levels_)),
+      loss_(std::move(loss)),
+      options_(options) {
+  LATENT_CHECK(loss_ == "mse" || loss_ == "bce", "FsqAutoencoder: unknown loss '", loss_,
+               "' (mse or bce)");
+  encoder_ = register_module("encoder", std::make_shared<Encoder>(config_, gen));
+  decoder_ = register_module("decoder", std::make_shared<Decoder>(config_, gen));
+}
+
+Tensor FsqAutoencoder::encode(const Tensor& images) { return encoder_->forward(images); }
+
+FsqOutput FsqAutoencoder::quantize(const Tensor& images) {
+  // FSQ works on the last dimension: [N, d, 7, 7] → [N, 7, 7, d] → codes → [N, d, 7, 7].
+  FsqOutput q = fsq_quantize(encode(images).permute({0, 2, 3, 1}), levels_, options_);
+  q.codes = q.codes.permute({0, 3, 1, 2});
+  return q;
+}
+
+Tensor FsqAutoencoder::decode_logits(const Tensor& codes) { return decoder_->forward(codes); }
+
+Tensor FsqAutoencoder::forward(const Tensor& images) {
+  return decode_logits(quantize(images).codes);
+}
+
+TrainableModel::StepOutput FsqAutoencoder::training_step(const Tensor& images, std::int64_t) {
+  const FsqOutput q = quantize(images);
+  const Tensor loss = reconstruction_loss(loss_, decode_logits(q.codes), images);
+  // The batch's code perplexity: a cheap collapse monitor (it cannot exceed the batch's
+  // 49·N positions, nor ΠL).
+  return {loss, {{"perplexity", perplexity(histogram(q.indices))}}};
+}
+
+Tensor FsqAutoencoder::reconstruct(const Tensor& images) {
+  NoGradGuard no_grad;
+  return sigmoid(forward(images));
+}
+
+std::map<std::int32_t, std::int64_t> FsqAutoencoder::code_counts(const Dataset& test,
+                                                                  Device device) {
+  constexpr std::int64_t kBatch = 500;
+  std::map<std::int32_t, std::int64_t> counts;
+  for (std::int64_t begin = 0; begin < test.size(); begin += kBatch) {
+    const std::int64_t n = std::min(kBatch, test.size() - begin);
+    for (const auto& [code, k] :
+         histogram(encode_tokens(test.images.narrow(0, begin, n).to(device))))
+      counts[code] += k;
+  }
+  return counts;
+}
+
+std::map<std::string, double> FsqAutoencoder::evaluate_extra(const Dataset& test,
+                                                             Device device) {
+  const auto counts = code_counts(test, device);
+  const double used = static_cast<double>(counts.size());
+  const double size = static_cast<double>(codebook_size_);
+  const double ppl = perplexity(counts);
+  return {{"utilization", used / size},
+          {"codes_used", used},
+          {"codebook_size", size},
+          {"perplexity", ppl},
+          {"perplexity_ratio", ppl / size}};
+}
+
+void FsqAutoencoder::write_artifacts(const std::string& out_dir, const Dataset& test,
+                                     Device device) {
+  // The codebook as a width × height picture, pixel (x, y) = code x + width·y: the low
+  // channels run along x, the high ones along y. Width = the product of the first levels
+  // that comes closest to √ΠL. Codebooks over 2^20 codes are not drawn.
+  if (codebook_size_ > (std::int64_t{1} << 20) || test.size() == 0) return;
+  const double target = std::log(std::sqrt(static_cast<double>(codebook_size_)));
+  std::int64_t width = 1, best = 1;
+  for (const std::int64_t L : levels_) {
+    width *= L;
+    if (std::abs(std::log(static_cast<double>(width)) - target) <
+        std::abs(std::log(static_cast<double>(best)) - target))
+      best = width;
+  }
+  width = best;
+  const std::int64_t height = codebook_size_ / width;
+  const std::int64_t scale = std::clamp<std::int64_t>(512 / std::max(width, height), 1, 16);
+
+  const auto counts = code_counts(test, device);
+  std::int64_t most = 1;
+  for (const auto& [code, n] : counts) most = std::max(most, n);
+  std::vector<float> rgb(3 * width * height * scale * scale, 0.0f);
+  const std::int64_t W = width * scale, H = height * scale;
+  for (std::int64_t code = 0; code < codebook_size_; ++code) {
+    const auto it = counts.find(static_cast<std::int32_t>(code));
+    float r = 0.35f, g = 0.0f, b = 0.0f;  // unused: dark red
+    if (it != counts.end()) {
+      r = g = b = static_cast<float>(0.2 + 0.8 * std::log1p(static_cast<double>(it->second)) /
+                                               std::log1p(static_cast<double>(most)));
+    }
+    const std::int64_t x0 = (code % width) * scale, y0 = (code / width) * scale;
+    for (std::int64_t y = y0; y < y0 + scale; ++y) {
+      for (std::int64_t x = x0; x < x0 + scale; ++x) {
+        rgb[(0 * H + y) * W + x] = r;
+        rgb[(1 * H + y) * W + x] = g;
+        rgb[(2 * H + y) * W + x] = b;
+      }
+    }
+  }
+  save_png(out_dir + "/codebook_usage.png", from_vector(rgb, {3, H, W}));
+}
+
+Tensor FsqAutoencoder::encode_tokens(const Tensor& images) {
+  NoGradGuard no_grad;
+  return quantize(images).indices;
+}
+
+Tensor FsqAutoencoder::decode_tokens(const Tensor& tokens) {
+  LATENT_CHECK(tokens.dtype() == DType::i32 && tokens.dim() == 3 && tokens.size(1) == 7 &&
+                   tokens.size(2) == 7,
+               "FsqAutoencoder: expected int32 tokens [N, 7, 7], got ",
+               dtype_name(tokens.dtype()), " ", shape_str(tokens.shape()));
+  NoGradGuard no_grad;
+  const DType dtype = parameters().front().dtype();
+  const Tensor codes = fsq_indices_to_codes(tokens, levels_, options_, dtype);
+  return sigmoid(decode_logits(codes.permute({0, 3, 1, 2})));
+}
+
+}  // namespace latent::models

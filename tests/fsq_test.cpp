@@ -1,0 +1,667 @@
+// FSQ: the ops (fsq_quantize, fsq_indices_to_codes, fsq_codes_to_indices) against a plain
+// double-precision restatement of the formulas written here, independent of kernels/fsq.cuh;
+// every index of several implicit codebooks round-tripped; rounding boundaries; the
+// straight-through gradient against finite differences of the bound; the cuda backend (the
+// SIMT executor in CI) against cpu bit for bit; bad input; the FSQ autoencoder and the CLI.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "latent/latent.h"
+#include "test_util.h"
+
+namespace latent {
+namespace {
+
+using test::identical;
+using test::values_of;
+using Levels = std::vector<std::int64_t>;
+
+// ------------------------------------------------------------------ the reference
+// The FSQ formulas of docs/fsq.md in double precision, one channel at a time.
+struct Channel {
+  std::int64_t L;
+  bool symmetric;
+
+  double half() const { return static_cast<double>(L - 1) * (1.0 + 1e-3) / 2.0; }
+  double offset() const { return L % 2 == 0 ? 0.5 : 0.0; }
+  double shift() const { return symmetric ? 0.0 : std::atanh(offset() / half()); }
+  std::int64_t h() const { return L / 2; }
+
+  // The value that is rounded (standard) or floored (symmetric), in units of levels.
+  double bound(double z) const {
+    if (symmetric) return static_cast<double>(L - 1) * (std::tanh(z) + 1.0) / 2.0 + 0.5;
+    return std::tanh(z + shift()) * half() - offset();
+  }
+  std::int64_t digit(double z) const {
+    if (symmetric) return std::clamp<std::int64_t>(std::floor(bound(z)), 0, L - 1);
+    return std::clamp<std::int64_t>(std::llround(std::nearbyint(bound(z))) + h(), 0, L - 1);
+  }
+  double code(std::int64_t digit) const {
+    if (symmetric) return static_cast<double>(2 * digit - (L - 1)) / static_cast<double>(L - 1);
+    return static_cast<double>(digit - h()) / static_cast<double>(h());
+  }
+  // The code before rounding: its derivative is the straight-through gradient.
+  double soft_code(double z) const {
+    if (symmetric) return std::tanh(z);
+    return bound(z) / static_cast<double>(h());
+  }
+  // The z whose bound is `b` (b in the bound's open range).
+  double z_of_bound(double b) const {
+    if (symmetric) return std::atanh(2.0 * (b - 0.5) / static_cast<double>(L - 1) - 1.0);
+    return std::atanh((b + offset()) / half()) - shift();
+  }
+  // A z inside level `digit`, at fraction u ∈ (−½, ½) of the way from its centre to its edges.
+  double z_in_level(std::int64_t digit, double u) const {
+    // The outer parts of the end levels lie beyond tanh's range: stay inside it.
+    if (symmetric) {
+      // Bins of the floored value are [digit, digit + 1), the range is (½, L − ½).
+      const double b = static_cast<double>(digit) + 0.5 + u;
+      return z_of_bound(std::clamp(b, 0.5 + 1e-4, static_cast<double>(L) - 0.5 - 1e-4));
+    }
+    const double b = static_cast<double>(digit - h()) + u;
+    return z_of_bound(std::clamp(b, -half() - offset() + 1e-4, half() - offset() - 1e-4));
+  }
+};
+
+std::int64_t codebook_size(const Levels& levels) {
+  std::int64_t n = 1;
+  for (auto L : levels) n *= L;
+  return n;
+}
+
+// Digits of an index: mixed radix, first channel least significant.
+std::vector<std::int64_t> digits_of(std::int64_t index, const Levels& levels) {
+  std::vector<std::int64_t> digits;
+  for (auto L : levels) {
+    digits.push_back(index % L);
+    index /= L;
+  }
+  return digits;
+}
+
+FsqOptions with_symmetric(bool symmetric) {
+  FsqOptions o;
+  o.symmetric = symmetric;
+  return o;
+}
+
+const std::vector<Levels>& level_sets() {
+  // The FSQ paper's sets (2^8 … 2^16), all-even, all-odd, mixed, binary and single channels.
+  static const std::vector<Levels> sets = {
+      {8, 6, 5}, {8, 5, 5, 5}, {7, 5, 5, 5, 5}, {8, 8, 8, 6, 5}, {8, 8, 8, 5, 5, 5},
+      {4, 4, 4}, {3, 5, 7}, {2, 3, 4, 5}, {2, 2, 2, 2, 2}, {16}, {2}, {3}};
+  return sets;
+}
+
+std::vector<Device> devices() {
+  std::vector<Device> d = {Device::cpu()};
+  if (backend_available(DeviceType::cuda)) d.push_back(Device::cuda(0));
+  return d;
+}
+
+bool cuda_is_simulated() { return backend_is_simulated(DeviceType::cuda); }
+
+// ------------------------------------------------------------------ codebook and indices
+
+TEST(FsqCodebook, SizeIsTheProductOfTheLevels) {
+  EXPECT_EQ(fsq_codebook_size({8, 5, 5, 5}), 1000);
+  EXPECT_EQ(fsq_codebook_size({8, 8, 8, 5, 5, 5}), 64000);
+  EXPECT_EQ(fsq_codebook_size({2}), 2);
+  EXPECT_EQ(fsq_codebook_size(Levels(30, 2)), std::int64_t{1} << 30);
+  EXPECT_EQ(fsq_codebook_size({46340, 46340}), std::int64_t{46340} * 46340);
+}
+
+TEST(FsqCodebook, EveryIndexRoundTripsThroughItsCode) {
+  for (const Device device : devices()) {
+    for (const Levels& levels : level_sets()) {
+      for (const bool symmetric : {false, true}) {
+        for (const DType dtype : {DType::f32, DType::f64}) {
+          SCOPED_TRACE(device.str() + " levels " + testing::PrintToString(levels) +
+                       (symmetric ? " symmetric " : " ") + dtype_name(dtype));
+          const FsqOptions options = with_symmetric(symmetric);
+          const std::int64_t n = codebook_size(levels), d = levels.size();
+          const Tensor indices = arange(n, DType::i32, device);
+          // index → code, against the reference, exactly.
+          const Tensor codes = fsq_indices_to_codes(indices, levels, options, dtype);
+          ASSERT_EQ(codes.shape(), (Shape{n, d}));
+          std::vector<double> expected(n * d);
+          for (std::int64_t i = 0; i < n; ++i) {
+            const auto digits = digits_of(i, levels);
+            for (std::int64_t c = 0; c < d; ++c) {
+              const double v = Channel{levels[c], symmetric}.code(digits[c]);
+              expected[i * d + c] = dtype == DType::f32 ? static_cast<float>(v) : v;
+            }
+          }
+          ASSERT_TRUE(test::all_close(codes, expected, 0.0, 0.0));
+          // code → index.
+          ASSERT_TRUE(identical(fsq_codes_to_indices(codes, levels, options), indices));
+          // z inside each code's cell → the same code and index from the fused kernel.
+          std::vector<double> z(n * d);
+          for (std::int64_t i = 0; i < n; ++i) {
+            const auto digits = digits_of(i, levels);
+            for (std::int64_t c = 0; c < d; ++c)
+              z[i * d + c] = Channel{levels[c], symmetric}.z_in_level(digits[c], 0.25 * ((i + c) % 3 - 1));
+          }
+          const FsqOutput q =
+              fsq_quantize(from_vector(z, {n, d}).to(dtype).to(device), levels, options);
+          ASSERT_TRUE(identical(q.indices, indices));
+          ASSERT_TRUE(identical(q.codes, codes));
+        }
+      }
+    }
+  }
+}
+
+TEST(FsqCodebook, IndexBasisPutsTheFirstChannelLowest) {
+  // levels (8, 5): index = digit_0 + 8·digit_1.
+  const Tensor codes = fsq_indices_to_codes(from_vector<std::int32_t>({0, 1, 7, 8, 39}, {5}), {8, 5});
+  // digit → code for L = 8: (digit − 4)/4; for L = 5: (digit − 2)/2.
+  EXPECT_TRUE(test::all_close(codes, {-1, -1, -0.75, -1, 0.75, -1, -1, -0.5, 0.75, 1}, 0.0));
+}
+
+// ------------------------------------------------------------------ the forward
+
+TEST(FsqQuantize, CodesStayOnTheGridAndMatchTheReference) {
+  Generator gen(11);
+  for (const Device device : devices()) {
+    for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{7, 6}, Levels{2, 3, 4, 5}}) {
+      for (const bool symmetric : {false, true}) {
+        for (const DType dtype : {DType::f32, DType::f64}) {
+          SCOPED_TRACE(device.str() + " levels " + testing::PrintToString(levels) +
+                       (symmetric ? " symmetric " : " ") + dtype_name(dtype));
+          const std::int64_t rows = 20011, d = levels.size();
+          const Tensor z = mul(randn({rows, d}, gen, dtype), 2.0).to(device);
+          const FsqOutput q = fsq_quantize(z, levels, with_symmetric(symmetric));
+          ASSERT_EQ(q.indices.shape(), (Shape{rows}));
+          ASSERT_EQ(q.indices.dtype(), DType::i32);
+          const std::vector<double> zv = values_of(z), cv = values_of(q.codes),
+                                    iv = values_of(q.indices);
+          std::int64_t near_boundary = 0;
+          for (std::int64_t r = 0; r < rows; ++r) {
+            std::int64_t index = 0, place = 1;
+            for (std::int64_t c = 0; c < d; ++c) {
+              const Channel ch{levels[c], symmetric};
+              // On the grid: the code is exactly the code of some level.
+              const double v = cv[r * d + c];
+              ASSERT_GE(v, -1.0);
+              ASSERT_LE(v, 1.0);
+              std::int64_t digit = -1;
+              for (std::int64_t k = 0; k < ch.L; ++k) {
+                const double g = dtype == DType::f32 ? static_cast<float>(ch.code(k)) : ch.code(k);
+                if (g == v) digit = k;
+              }
+              ASSERT_GE(digit, 0) << "code " << v << " is not a level of L = " << ch.L;
+              index += digit * place;
+              place *= ch.L;
+              // The reference agrees except within float rounding of a boundary.
+              const double b = ch.bound(zv[r * d + c]);
+              const double to_edge = std::abs(b - (symmetric ? std::round(b) : std::floor(b) + 0.5));
+              if (to_edge < 1e-5) {
+                ++near_boundary;
+              } else {
+                ASSERT_EQ(digit, ch.digit(zv[r * d + c])) << "z " << zv[r * d + c];
+              }
+            }
+            ASSERT_EQ(iv[r], index);
+          }
+          EXPECT_LT(near_boundary, 10);
+          // Codes and indices are two views of the same thing.
+          EXPECT_TRUE(identical(fsq_indices_to_codes(q.indices, levels, with_symmetric(symmetric), dtype),
+                                q.codes));
+          EXPECT_TRUE(identical(fsq_codes_to_indices(q.codes, levels, with_symmetric(symmetric)),
+                                q.indices));
+        }
+      }
+    }
+  }
+}
+
+TEST(FsqQuantize, ValuesOnEitherSideOfEveryRoundingBoundary) {
+  for (const Device device : devices()) {
+    for (const bool symmetric : {false, true}) {
+      for (const std::int64_t L : {2, 3, 4, 5, 7, 8, 16}) {
+        SCOPED_TRACE(device.str() + " L " + std::to_string(L) + (symmetric ? " symmetric" : ""));
+        const Channel ch{L, symmetric};
+        std::vector<double> z;
+        std::vector<std::int32_t> expected;
+        for (std::int64_t k = 0; k + 1 < L; ++k) {
+          // The boundary between levels k and k + 1.
+          const double edge = symmetric ? ch.z_of_bound(static_cast<double>(k + 1))
+                                        : ch.z_of_bound(static_cast<double>(k - ch.h()) + 0.5);
+          z.insert(z.end(), {edge - 1e-7, edge + 1e-7});
+          expected.insert(expected.end(), {static_cast<std::int32_t>(k), static_cast<std::int32_t>(k + 1)});
+        }
+        const std::int64_t n = static_cast<std::int64_t>(z.size());
+        const FsqOutput q = fsq_quantize(from_vector(z, {n, 1}).to(device), {L}, with_symmetric(symmetric));
+        EXPECT_TRUE(identical(q.indices.to(Device::cpu()), from_vector(expected, {n})));
+      }
+    }
+  }
+}
+
+TEST(FsqQuantize, ZeroExtremesAndNaN) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const Device device : devices()) {
+    SCOPED_TRACE(device.str());
+    // The atanh shift puts z = 0 on code 0 for even L too (standard variant).
+    const Levels levels = {2, 3, 4, 5, 8};
+    const FsqOutput zero = fsq_quantize(zeros({1, 5}, DType::f32, device), levels);
+    EXPECT_TRUE(test::all_close(zero.codes, {0, 0, 0, 0, 0}, 0.0));
+    // ±1e30 and ±inf land on the end levels; NaN on level 0 (fmax drops NaN).
+    for (const DType dtype : {DType::f32, DType::f64}) {
+      const Tensor z = from_vector<double>({1e30, -1e30, inf, -inf, NAN}, {5, 1}).to(dtype).to(device);
+      for (const bool symmetric : {false, true}) {
+        const FsqOutput q = fsq_quantize(z, {7}, with_symmetric(symmetric));
+        EXPECT_TRUE(test::all_close(q.indices, {6, 0, 6, 0, 0}, 0.0));
+        EXPECT_TRUE(test::all_close(q.codes, {1, -1, 1, -1, -1}, 0.0));
+      }
+    }
+    // Beyond 1000 levels ε·(L − 1)/2 exceeds ½: the clamp keeps the top level in range.
+    const FsqOutput big = fsq_quantize(from_vector<double>({inf, -inf}, {2, 1}).to(device), {2001});
+    EXPECT_TRUE(test::all_close(big.indices, {2000, 0}, 0.0));
+  }
+}
+
+TEST(FsqQuantize, CodesOffTheGridSnapToTheNearestLevelTiesToEven) {
+  for (const Device device : devices()) {
+    // L = 5 (h = 2): code·h = 0.5 → 0, 1.5 → 2, −0.5 → 0, −1.5 → −2, 0.3 → 1 … as rint does.
+    const Tensor codes = from_vector<double>({0.25, 0.75, -0.25, -0.75, 0.15, 0.3, 7.0, -7.0}, {8, 1});
+    EXPECT_TRUE(test::all_close(fsq_codes_to_indices(codes.to(device), {5}), {2, 4, 2, 0, 2, 3, 4, 0}, 0.0));
+  }
+}
+
+TEST(FsqQuantize, LeadingDimensionsNonContiguousAndEmptyInputs) {
+  Generator gen(5);
+  for (const Device device : devices()) {
+    const Tensor z = randn({2, 3, 7, 4}, gen).to(device);
+    const FsqOutput q = fsq_quantize(z, {8, 5, 5, 5});
+    EXPECT_EQ(q.codes.shape(), (Shape{2, 3, 7, 4}));
+    EXPECT_EQ(q.indices.shape(), (Shape{2, 3, 7}));
+    const FsqOutput flat = fsq_quantize(z.reshape({42, 4}), {8, 5, 5, 5});
+    EXPECT_TRUE(identical(q.codes.reshape({42, 4}), flat.codes));
+    // A permuted view (channels-first latent grid moved to channels-last).
+    const Tensor grid = randn({2, 4, 7, 7}, gen).to(device);
+    const FsqOutput p = fsq_quantize(grid.permute({0, 2, 3, 1}), {8, 5, 5, 5});
+    const FsqOutput c = fsq_quantize(grid.permute({0, 2, 3, 1}).contiguous(), {8, 5, 5, 5});
+    EXPECT_TRUE(identical(p.codes, c.codes));
+    EXPECT_TRUE(identical(p.indices, c.indices));
+    // Empty.
+    const FsqOutput e = fsq_quantize(zeros({0, 4}, DType::f32, device), {8, 5, 5, 5});
+    EXPECT_EQ(e.codes.shape(), (Shape{0, 4}));
+    EXPECT_EQ(e.indices.shape(), (Shape{0}));
+    EXPECT_EQ(fsq_indices_to_codes(zeros({0}, DType::i32, device), {8, 5, 5, 5}).shape(), (Shape{0, 4}));
+    // A single vector [d].
+    EXPECT_EQ(fsq_quantize(zeros({4}, DType::f32, device), {8, 5, 5, 5}).indices.dim(), 0);
+  }
+}
+
+// ------------------------------------------------------------------ the gradient
+
+TEST(FsqGradient, StraightThroughMatchesFiniteDifferencesOfTheBound) {
+  Generator gen(21);
+  for (const Device device : devices()) {
+    for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{7, 6, 2}}) {
+      for (const bool symmetric : {false, true}) {
+        SCOPED_TRACE(device.str() + " levels " + testing::PrintToString(levels) +
+                     (symmetric ? " symmetric" : ""));
+        const std::int64_t rows = 257, d = levels.size();
+        // Inputs inside random levels, at most 0.4 of a level from their centres: away from
+        // every rounding boundary.
+        const std::vector<double> pick = values_of(rand({rows, d}, gen, DType::f64));
+        const std::vector<double> frac = values_of(uniform({rows, d}, -0.4, 0.4, gen, DType::f64));
+        std::vector<double> zv(rows * d);
+        for (std::int64_t i = 0; i < rows * d; ++i) {
+          const Channel ch{levels[i % d], symmetric};
+          zv[i] = ch.z_in_level(static_cast<std::int64_t>(pick[i] * ch.L), frac[i]);
+        }
+        Tensor z = from_vector(zv, {rows, d}).to(device);
+        z.requires_grad_();
+        const Tensor w = randn({rows, d}, gen, DType::f64).to(device);
+        const FsqOutput q = fsq_quantize(z, levels, with_symmetric(symmetric));
+        sum(mul(q.codes, w)).backward();
+        const std::vector<double> analytic = values_of(z.grad()), wv = values_of(w);
+
+        constexpr double h = 1e-6;
+        std::vector<double> numeric(rows * d);
+        for (std::int64_t i = 0; i < rows * d; ++i) {
+          const Channel ch{levels[i % d], symmetric};
+          numeric[i] = wv[i] * (ch.soft_code(zv[i] + h) - ch.soft_code(zv[i] - h)) / (2 * h);
+        }
+        EXPECT_TRUE(test::all_close(analytic, numeric, 1e-7, 1e-9));
+
+        // The op itself is flat there: nudging z changes no code.
+        NoGradGuard no_grad;
+        const Tensor nudged = add(z.detach(), 1e-6);
+        EXPECT_TRUE(identical(fsq_quantize(nudged, levels, with_symmetric(symmetric)).codes,
+                              q.codes.detach()));
+      }
+    }
+  }
+}
+
+TEST(FsqGradient, FlowsThroughLeadingDimensionsAndViews) {
+  Generator gen(4);
+  Tensor grid = randn({2, 3, 5, 5}, gen, DType::f64);
+  grid.requires_grad_();
+  const FsqOutput q = fsq_quantize(grid.permute({0, 2, 3, 1}), {5, 4, 3});
+  sum(q.codes).backward();
+  ASSERT_TRUE(grid.grad().defined());
+  EXPECT_EQ(grid.grad().shape(), grid.shape());
+  // d code/dz = (half/h)·(1 − tanh²(z + shift)) at each element.
+  const std::vector<double> g = values_of(grid.grad()), zv = values_of(grid);
+  const Levels levels = {5, 4, 3};
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(zv.size()); ++i) {
+    const Channel ch{levels[(i / 25) % 3], false};
+    const double t = std::tanh(zv[i] + ch.shift());
+    EXPECT_NEAR(g[i], ch.half() / ch.h() * (1 - t * t), 1e-14);
+  }
+}
+
+// ------------------------------------------------------------------ cuda against cpu
+
+class FsqBackends : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!backend_available(DeviceType::cuda)) {
+      GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda FSQ tests need a "
+                      "GPU here (the default SIMT build runs them on the CPU)";
+    }
+    backend::get(Device::cuda(0)).set_poison_allocations(true);
+    backend::cpu().set_poison_allocations(true);
+  }
+  void TearDown() override {
+    if (backend_available(DeviceType::cuda))
+      backend::get(Device::cuda(0)).set_poison_allocations(false);
+    backend::cpu().set_poison_allocations(false);
+  }
+
+  // Under SIMT the kernels and the cpu loops share one math library: bitwise equality. A
+  // GPU's tanhf differs by an ulp or two, so there codes and indices are compared exactly on
+  // inputs kept away from rounding boundaries, and gradients with a tolerance.
+  void compare(const Tensor& z_cpu, const Levels& levels, bool symmetric) {
+    const FsqOptions options = with_symmetric(symmetric);
+    Generator gen(3);
+    const Tensor g_cpu = randn(z_cpu.shape(), gen, z_cpu.dtype());
+    auto run = [&](Device device, Tensor& grad) {
+      Tensor z = z_cpu.to(device).detach();
+      z.requires_grad_();
+      FsqOutput q = fsq_quantize(z, levels, options);
+      q.codes.backward(g_cpu.to(device));
+      grad = z.grad().to(Device::cpu());
+      return FsqOutput{q.codes.detach().to(Device::cpu()), q.indices.to(Device::cpu())};
+    };
+    Tensor grad_cpu, grad_cuda;
+    const FsqOutput a = run(Device::cpu(), grad_cpu), b = run(Device::cuda(0), grad_cuda);
+    EXPECT_TRUE(identical(b.codes, a.codes));
+    EXPECT_TRUE(identical(b.indices, a.indices));
+    if (cuda_is_simulated()) {
+      EXPECT_TRUE(identical(grad_cuda, grad_cpu));
+    } else {
+      EXPECT_TRUE(test::all_close(values_of(grad_cuda), values_of(grad_cpu),
+                                  z_cpu.dtype() == DType::f32 ? 1e-5 : 1e-12, 1e-6));
+    }
+    // Both directions of the index map.
+    const Tensor idx = a.indices.to(Device::cuda(0));
+    EXPECT_TRUE(identical(fsq_indices_to_codes(idx, levels, options, z_cpu.dtype()).to(Device::cpu()),
+                          fsq_indices_to_codes(a.indices, levels, options, z_cpu.dtype())));
+    EXPECT_TRUE(identical(fsq_codes_to_indices(a.codes.to(Device::cuda(0)), levels, options)
+                              .to(Device::cpu()),
+                          a.indices));
+  }
+
+  // Inputs: plain normal draws under SIMT; on a GPU, values inside levels (away from edges).
+  Tensor inputs(std::int64_t rows, const Levels& levels, bool symmetric, DType dtype,
+                Generator& gen) {
+    const std::int64_t d = levels.size();
+    if (cuda_is_simulated()) return mul(randn({rows, d}, gen, dtype), 1.5);
+    const std::vector<double> pick = values_of(rand({rows, d}, gen, DType::f64));
+    const std::vector<double> frac = values_of(uniform({rows, d}, -0.45, 0.45, gen, DType::f64));
+    std::vector<double> z(rows * d);
+    for (std::int64_t i = 0; i < rows * d; ++i) {
+      const Channel ch{levels[i % d], symmetric};
+      z[i] = ch.z_in_level(static_cast<std::int64_t>(pick[i] * ch.L), frac[i]);
+    }
+    return from_vector(z, {rows, d}).to(dtype);
+  }
+};
+
+TEST_F(FsqBackends, CudaMatchesCpuOnOddSizes) {
+  Generator gen(17);
+  for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{8, 6, 5}, Levels{7, 5, 5, 5, 5}, Levels{3}}) {
+    const std::int64_t d = levels.size();
+    // Rows around a warp and a tile (128 rows), and about a million elements.
+    for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{31}, std::int64_t{33},
+                                    std::int64_t{129}, 1000003 / d + 1}) {
+      for (const bool symmetric : {false, true}) {
+        for (const DType dtype : {DType::f32, DType::f64}) {
+          if (rows > 1000 && (dtype == DType::f64 || symmetric) && d != 4) continue;  // keep it short
+          SCOPED_TRACE("levels " + testing::PrintToString(levels) + " rows " +
+                       std::to_string(rows) + (symmetric ? " symmetric " : " ") + dtype_name(dtype));
+          compare(inputs(rows, levels, symmetric, dtype, gen), levels, symmetric);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(FsqBackends, MisalignedAndStridedInputsTakeTheScalarPath) {
+  Generator gen(8);
+  const Levels levels = {8, 5, 5, 5};
+  // One element past a 16-byte boundary: the tile loads cannot be vectorized.
+  const Tensor buffer = inputs(1001, levels, false, DType::f32, gen).reshape({-1});
+  const Tensor shifted = buffer.narrow(0, 1, 1000 * 4).reshape({1000, 4});
+  compare(shifted, levels, false);
+  const Tensor shifted_cuda = buffer.to(Device::cuda(0)).narrow(0, 1, 4000).reshape({1000, 4});
+  EXPECT_TRUE(identical(fsq_quantize(shifted_cuda, levels).codes.to(Device::cpu()),
+                        fsq_quantize(shifted, levels).codes));
+  // A transposed view.
+  const Tensor t = inputs(4 * 77, {5}, false, DType::f64, gen).reshape({4, 77}).t();
+  EXPECT_TRUE(identical(fsq_quantize(t.to(Device::cuda(0)), {8, 5, 5, 5}).indices.to(Device::cpu()),
+                        fsq_quantize(t, {8, 5, 5, 5}).indices));
+}
+
+TEST_F(FsqBackends, RunsAreBitwiseRepeatable) {
+  Generator gen(2);
+  const Tensor z = randn({5003, 5}, gen).to(Device::cuda(0));
+  const FsqOutput a = fsq_quantize(z, {7, 5, 5, 5, 5}), b = fsq_quantize(z, {7, 5, 5, 5, 5});
+  EXPECT_TRUE(identical(a.codes, b.codes));
+  EXPECT_TRUE(identical(a.indices, b.indices));
+}
+
+// ------------------------------------------------------------------ bad input
+
+TEST(FsqBadInput, LevelsShapesAndDtypesGiveClearErrors) {
+  for (const Device device : devices()) {
+    const Tensor z = zeros({10, 4}, DType::f32, device);
+    EXPECT_LATENT_ERROR(fsq_quantize(z, {8, 1, 5, 5}), "fsq_quantize", "at least 2", "[8, 1, 5, 5]");
+    EXPECT_LATENT_ERROR(fsq_quantize(z, {8, 0, 5, 5}), "at least 2");
+    EXPECT_LATENT_ERROR(fsq_quantize(z, {}), "fsq_quantize", "empty");
+    EXPECT_LATENT_ERROR(fsq_quantize(zeros({10, 2}, DType::f32, device), {65536, 65536}),
+                        "fsq_quantize", "2^31 - 1", "int32");
+    EXPECT_LATENT_ERROR(fsq_codebook_size(Levels(31, 2)), "2^31 - 1");
+    EXPECT_LATENT_ERROR(fsq_quantize(z, {8, 5, 5}), "fsq_quantize", "[10, 4]", "3 channels");
+    EXPECT_LATENT_ERROR(fsq_quantize(z, {8, 5, 5, 5, 5}), "[10, 4]", "5 channels");
+    EXPECT_LATENT_ERROR(fsq_quantize(scalar_tensor(1.0, DType::f32, device), {8}), "fsq_quantize", "[]");
+    EXPECT_LATENT_ERROR(fsq_quantize(zeros({10, 4}, DType::i32, device), {8, 5, 5, 5}),
+                        "fsq_quantize", "int32");
+    EXPECT_LATENT_ERROR(fsq_quantize(Tensor(), {8}), "undefined");
+
+    EXPECT_LATENT_ERROR(fsq_indices_to_codes(zeros({3}, DType::f32, device), {8, 5}),
+                        "fsq_indices_to_codes", "int32");
+    EXPECT_LATENT_ERROR(
+        fsq_indices_to_codes(from_vector<std::int32_t>({0, 39, 40}, {3}).to(device), {8, 5}),
+        "fsq_indices_to_codes", "index 40 at position 2", "[0, 40)");
+    EXPECT_LATENT_ERROR(
+        fsq_indices_to_codes(from_vector<std::int32_t>({-1, 0}, {2}).to(device), {8, 5}),
+        "index -1 at position 0");
+    EXPECT_LATENT_ERROR(fsq_indices_to_codes(zeros({3}, DType::i32, device), {8, 5}, {}, DType::i32),
+                        "float32 or float64");
+    EXPECT_LATENT_ERROR(fsq_codes_to_indices(zeros({3, 3}, DType::f32, device), {8, 5}),
+                        "fsq_codes_to_indices", "[3, 3]", "2 channels");
+    EXPECT_LATENT_ERROR(fsq_codes_to_indices(zeros({3, 2}, DType::i32, device), {8, 5}), "int32");
+  }
+}
+
+// ------------------------------------------------------------------ the model
+
+Dataset smooth_images(std::int64_t n, std::uint64_t seed) {
+  Generator gen(seed);
+  // Bilinear-ish blobs: a 7×7 random field, upsampled 4× by repetition and averaged.
+  const std::vector<float> coarse = rand({n, 1, 7, 7}, gen).to_vector<float>();
+  std::vector<float> pixels(n * 784);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x) pixels[i * 784 + y * 28 + x] = coarse[i * 49 + (y / 4) * 7 + x / 4];
+  std::vector<std::int32_t> labels(n, 0);
+  return {from_vector(pixels, {n, 1, 28, 28}), from_vector(labels, {n})};
+}
+
+TEST(FsqModel, TokensRoundTripAndGradientsReachTheEncoder) {
+  Generator gen(1);
+  models::ConvNetConfig net;
+  net.hidden_channels = 4;
+  models::FsqAutoencoder model(net, {5, 4, 3}, gen);
+  EXPECT_EQ(model.codebook_size(), 60);
+  const Dataset data = smooth_images(6, 3);
+
+  const Tensor tokens = model.encode_tokens(data.images);
+  EXPECT_EQ(tokens.shape(), (Shape{6, 7, 7}));
+  EXPECT_EQ(tokens.dtype(), DType::i32);
+  for (double v : values_of(tokens)) {
+    EXPECT_GE(v, 0);
+    EXPECT_LT(v, 60);
+  }
+  // Decoding the tokens is the reconstruction, bit for bit.
+  EXPECT_TRUE(identical(model.decode_tokens(tokens), model.reconstruct(data.images)));
+  EXPECT_LATENT_ERROR(model.decode_tokens(zeros({2, 7}, DType::i32)), "FsqAutoencoder", "[N, 7, 7]");
+  EXPECT_LATENT_ERROR(model.decode_tokens(full({1, 7, 7}, 60, DType::i32)), "index 60");
+
+  const auto out = model.training_step(data.images, 0);
+  ASSERT_TRUE(std::isfinite(out.loss.item()));
+  EXPECT_GE(out.metrics.at("perplexity"), 1.0);
+  out.loss.backward();
+  // The straight-through gradient reaches the first layer of the encoder.
+  const auto params = model.named_parameters();
+  ASSERT_EQ(params.front().first.rfind("encoder.", 0), 0u);
+  EXPECT_GT(sum(abs(params.front().second.grad())).item(), 0.0);
+}
+
+TEST(FsqModel, MetricsAndCodebookPicture) {
+  Generator gen(2);
+  models::ConvNetConfig net;
+  net.hidden_channels = 4;
+  models::FsqAutoencoder model(net, {8, 5, 5, 5}, gen);
+  const Dataset test = smooth_images(20, 4);
+  const auto extra = model.evaluate_extra(test, Device::cpu());
+  const auto counts = model.code_counts(test, Device::cpu());
+  std::int64_t total = 0;
+  for (const auto& [code, n] : counts) total += n;
+  EXPECT_EQ(total, 20 * 49);
+  EXPECT_EQ(extra.at("codebook_size"), 1000);
+  EXPECT_EQ(extra.at("codes_used"), static_cast<double>(counts.size()));
+  EXPECT_DOUBLE_EQ(extra.at("utilization"), counts.size() / 1000.0);
+  EXPECT_GE(extra.at("perplexity"), 1.0);
+  EXPECT_LE(extra.at("perplexity"), extra.at("codes_used") + 1e-9);
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("latent-fsq-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  model.write_artifacts(dir.string(), test, Device::cpu());
+  const Tensor picture = load_png((dir / "codebook_usage.png").string());
+  // 1000 codes: 40 × 25 (levels 8·5 along x, 5·5 along y), 12 pixels a code.
+  EXPECT_EQ(picture.shape(), (Shape{3, 25 * 12, 40 * 12}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FsqModel, MadeByNameForTheTrainer) {
+  Generator gen(0);
+  train::Config config;
+  config.model = "fsq";
+  config.net.hidden_channels = 4;
+  config.levels = {7, 5, 5, 5, 5};
+  const auto model = train::make_model(config, gen);
+  auto* fsq = dynamic_cast<models::FsqAutoencoder*>(model.get());
+  ASSERT_NE(fsq, nullptr);
+  EXPECT_EQ(fsq->codebook_size(), 4375);
+  config.levels = {8, 1};
+  EXPECT_LATENT_ERROR(train::make_model(config, gen), "at least 2");
+}
+
+// ------------------------------------------------------------------ the command line
+
+#ifdef LATENT_CLI_PATH
+struct Cli {
+  int status;
+  std::string output;
+};
+Cli run_cli(const std::string& args) {
+  FILE* pipe = popen((std::string(LATENT_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WEXITSTATUS(status), output};
+}
+
+TEST(FsqCli, TrainEncodeDecodeAndOps) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("latent-fsq-cli-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "data");
+  write_fashion_mnist_like((dir / "data").string(), smooth_images(64, 1), smooth_images(20, 2));
+
+  Cli r = run_cli("train --model fsq --levels 5,4,3 --steps 4 --batch-size 16 --hidden-channels 4 "
+                  "--quiet --data-dir " + (dir / "data").string() + " --out " + (dir / "run").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "codebook_usage.png"));
+  const std::string ckpt = (dir / "run" / "checkpoint.safetensors").string();
+  r = run_cli("eval --checkpoint " + ckpt);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"test_utilization\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"test_perplexity\""), std::string::npos) << r.output;
+
+  save_npy((dir / "images.npy").string(), smooth_images(3, 5).images);
+  r = run_cli("encode --checkpoint " + ckpt + " " + (dir / "images.npy").string() + " -o " +
+              (dir / "tokens.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tensor tokens = load_npy((dir / "tokens.npy").string());
+  EXPECT_EQ(tokens.shape(), (Shape{3, 7, 7}));
+  r = run_cli("decode --checkpoint " + ckpt + " " + (dir / "tokens.npy").string() + " -o " +
+              (dir / "images_out.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(load_npy((dir / "images_out.npy").string()).shape(), (Shape{3, 1, 28, 28}));
+
+  // latent op fsq / fsq-decode.
+  Generator gen(6);
+  const Tensor z = randn({9, 4}, gen);
+  save_npy((dir / "z.npy").string(), z);
+  r = run_cli("op fsq " + (dir / "z.npy").string() + " --levels 8,5,5,5 -o " +
+              (dir / "codes.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const FsqOutput q = fsq_quantize(z, {8, 5, 5, 5});
+  EXPECT_TRUE(identical(load_npy((dir / "codes.npy").string()), q.codes));
+  EXPECT_TRUE(identical(load_npy((dir / "codes_indices.npy").string()), q.indices));
+  r = run_cli("op fsq-decode " + (dir / "codes_indices.npy").string() + " --levels 8,5,5,5 -o " +
+              (dir / "decoded.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(identical(load_npy((dir / "decoded.npy").string()), q.codes));
+  r = run_cli("op fsq " + (dir / "z.npy").string() + " --levels 8,5,5 -o " +
+              (dir / "bad.npy").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("3 channels"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+#endif
+
+}  // namespace
+}  // namespace latent
