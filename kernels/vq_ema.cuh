@@ -1,0 +1,352 @@
+// The codebook's statistics and its exponential moving average, with dead-code revival.
+// Docs: docs/vq.md ("Learning the codebook with moving averages", "Codebook collapse").
+//
+// Code statistics of a batch (also the backward of the snap z_q = E[idx], whose gradient
+// with respect to E is exactly the per-code sum of the incoming gradient rows):
+//
+//     n_k = #{i : idx_i = k}            m_k = Σ_{i : idx_i = k} z_i
+//
+// EMA update, decay γ (default 0.99), Laplace smoothing ε = 1e-5:
+//
+//     N_k ← γ·N_k + (1 − γ)·n_k         M_k ← γ·M_k + (1 − γ)·m_k
+//     Ñ_k = (N_k + ε) / (ΣN + K·ε) · ΣN      e_k = M_k / Ñ_k
+//
+// Ñ keeps the total count but lifts every N_k a little, so a code that no row chose does not
+// divide by zero. No gradients flow here: the codebook is a buffer the update writes.
+//
+// Dead-code revival: a code whose N_k fell below a threshold is moved onto an encoder output
+// z_r of the current batch, r = ⌊u·N⌋ with u the Philox draw for element k of (seed, offset),
+// and BOTH its statistics are reset consistently: N_k ← c and M_k ← c·z_r (c: the reset count),
+// so that the next EMA step starts from e_k = z_r. Resetting e_k alone (or N_k alone) lets
+// the next update pull the code straight back to the stale M_k / Ñ_k.
+//
+// The statistics are deterministic by default: every sum is formed in an order fixed by the
+// sizes and the data, never by timing. Three ways to form them:
+//   vq_stats_block_kernel + vq_stats_block_finish_kernel   ("shared", when K·D fits in shared
+//       memory). Each block sums a contiguous range of rows into a shared-memory copy of
+//       (n, m); thread (g, d) owns column d of the codes k ≡ g (mod G), G = ⌊256 / D⌋, so no
+//       two threads ever add into the same word and each word receives its rows in row
+//       order. The block's partial goes to global memory; the finish kernel adds the
+//       partials in block order.
+//   vq_stats_pieces_kernel + vq_stats_segments_finish_kernel  ("sorted", any K·D). The rows
+//       are stably sorted by code (CUB radix sort on a GPU, a counting sort on the host under
+//       SIMT); the sorted order is cut into pieces of kVqPiece rows; one thread per
+//       (piece, d) sums each run of equal codes inside its piece, writing a run that lies
+//       wholly inside the piece straight to m_k and a run that crosses a piece boundary to
+//       the piece's first/last slot; the finish kernel adds the slots of crossing runs in
+//       piece order. A collapsed codebook (every row on one code) is one long run cut into
+//       N / kVqPiece pieces that are summed in parallel, so it costs about what a uniform
+//       one does.
+//   vq_stats_atomic_kernel  ("atomic", the benchmark's non-deterministic baseline): one
+//       thread per element, float atomicAdd. Its result depends on the order the atomics
+//       land, so it is never the default.
+// Bytes: N·D elements of z and N indices read once (plus the partials: B·K·D for "shared",
+// about (N/kVqPiece + K)·D for "sorted"); FLOPs: one add per element of z.
+// EMA update: reads N, M, n, m and writes N, M, E: about 5 words per codebook element, no
+// reuse, so it is purely memory-bound (16-byte vector loads when D % 4 == 0).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/device.cuh"
+#include "kernels/philox.cuh"
+#include "kernels/reduce.cuh"
+
+namespace latent::kernels {
+
+constexpr int kVqStatsThreads = 256;
+constexpr std::int64_t kVqPiece = 256;  // rows of sorted order per piece
+
+__device__ __forceinline__ std::int64_t vq_thread_index() {
+  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::int64_t vq_thread_count() {
+  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+}
+
+// ---------------------------------------------------------------- counts only
+// counts[k] += #{i : idx_i = k} (counts zeroed by the caller). Integer atomics: the result
+// does not depend on their order. Indices outside [0, K) are skipped.
+// (The integer kernels are templates on the index type I = std::int32_t only so that the
+// header can be included by several translation units.)
+template <class I>
+__global__ void vq_histogram_kernel(const I* __restrict__ indices, std::int64_t N,
+                                    std::int64_t K, I* __restrict__ counts) {
+  for (std::int64_t i = vq_thread_index(); i < N; i += vq_thread_count()) {
+    const I k = indices[i];
+    if (k >= 0 && k < K) atomicAdd(&counts[k], 1);
+  }
+}
+
+// ---------------------------------------------------------------- "shared": per-block partials
+// grid: B blocks, block: kVqStatsThreads, dynamic shared memory K·D·sizeof(T) + K·4 bytes.
+// Block b sums rows [b·rows_per_block, (b+1)·rows_per_block) into
+// partial_sums[b, K, D] and partial_counts[b, K].
+template <class T>
+__global__ void vq_stats_block_kernel(const T* __restrict__ z,
+                                      const std::int32_t* __restrict__ indices, std::int64_t N,
+                                      std::int64_t K, std::int64_t D,
+                                      std::int64_t rows_per_block, T* __restrict__ partial_sums,
+                                      std::int32_t* __restrict__ partial_counts) {
+  LATENT_DYNAMIC_SHARED(T, shared);
+  const std::int64_t KD = K * D;
+  T* sums = shared;
+  std::int32_t* counts = reinterpret_cast<std::int32_t*>(static_cast<T*>(shared + KD));
+  for (std::int64_t e = threadIdx.x; e < KD; e += blockDim.x) sums[e] = T(0);
+  for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) counts[k] = 0;
+  __syncthreads();
+
+  // Thread (g, d): column d (and d + D·…, when D > blockDim) of the codes k ≡ g (mod G).
+  const std::int64_t threads = blockDim.x;
+  const std::int64_t groups = D >= threads ? 1 : threads / D;
+  const std::int64_t g = D >= threads ? 0 : threadIdx.x / D;
+  const std::int64_t d0 = D >= threads ? threadIdx.x : threadIdx.x % D;
+  const std::int64_t stride = D >= threads ? threads : D;
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.x) * rows_per_block;
+  const std::int64_t end = begin + rows_per_block < N ? begin + rows_per_block : N;
+  if (g < groups) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const std::int32_t k = indices[i];  // the same word for every thread: a broadcast
+      if (k < 0 || k >= K || k % groups != g) continue;
+      const T* row = z + i * D;
+      for (std::int64_t d = d0; d < D; d += stride) sums[k * D + d] += row[d];
+      if (d0 == 0) counts[k] += 1;
+    }
+  }
+  __syncthreads();
+
+  T* out_sums = partial_sums + static_cast<std::int64_t>(blockIdx.x) * KD;
+  std::int32_t* out_counts = partial_counts + static_cast<std::int64_t>(blockIdx.x) * K;
+  for (std::int64_t e = threadIdx.x; e < KD; e += blockDim.x) out_sums[e] = sums[e];
+  for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) out_counts[k] = counts[k];
+}
+
+// sums[e] = Σ_b partial_sums[b, e] and counts[k] = Σ_b partial_counts[b, k], b ascending.
+template <class T>
+__global__ void vq_stats_block_finish_kernel(const T* __restrict__ partial_sums,
+                                             const std::int32_t* __restrict__ partial_counts,
+                                             std::int64_t blocks, std::int64_t K, std::int64_t D,
+                                             T* __restrict__ sums,
+                                             std::int32_t* __restrict__ counts) {
+  const std::int64_t KD = K * D;
+  for (std::int64_t e = vq_thread_index(); e < KD + K; e += vq_thread_count()) {
+    if (e < KD) {
+      T acc = T(0);
+      for (std::int64_t b = 0; b < blocks; ++b) acc += partial_sums[b * KD + e];
+      sums[e] = acc;
+    } else {
+      const std::int64_t k = e - KD;
+      std::int32_t acc = 0;
+      for (std::int64_t b = 0; b < blocks; ++b) acc += partial_counts[b * K + k];
+      counts[k] = acc;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- "sorted": runs of equal codes
+// order[i] = i (the values the radix sort carries along with the codes).
+template <class I>
+__global__ void vq_iota_kernel(I* __restrict__ order, std::int64_t N) {
+  for (std::int64_t i = vq_thread_index(); i < N; i += vq_thread_count())
+    order[i] = static_cast<I>(i);
+}
+
+// One thread per (piece, d). keys: the codes in ascending order (stable), order: the row of
+// each sorted position. A run wholly inside the piece is final: sums[k, d]. A run that
+// crosses the piece's start or end is partial: first_part[piece, d] when it covers the
+// piece's first position, else last_part[piece, d].
+template <class T>
+__global__ void vq_stats_pieces_kernel(const T* __restrict__ z,
+                                       const std::int32_t* __restrict__ keys,
+                                       const std::int32_t* __restrict__ order, std::int64_t N,
+                                       std::int64_t D, T* __restrict__ sums,
+                                       T* __restrict__ first_part, T* __restrict__ last_part) {
+  const std::int64_t pieces = (N + kVqPiece - 1) / kVqPiece;
+  for (std::int64_t item = vq_thread_index(); item < pieces * D; item += vq_thread_count()) {
+    const std::int64_t p = item / D, d = item - p * D;
+    const std::int64_t begin = p * kVqPiece;
+    const std::int64_t end = begin + kVqPiece < N ? begin + kVqPiece : N;
+    auto flush = [&](std::int32_t code, std::int64_t run_begin, std::int64_t run_end, T acc) {
+      const bool starts_before = run_begin == begin && begin > 0 && keys[begin - 1] == code;
+      const bool continues = run_end == end && end < N && keys[end] == code;
+      if (!starts_before && !continues) {
+        sums[static_cast<std::int64_t>(code) * D + d] = acc;
+      } else if (run_begin == begin) {
+        first_part[p * D + d] = acc;
+      } else {
+        last_part[p * D + d] = acc;
+      }
+    };
+    std::int32_t code = keys[begin];
+    std::int64_t run_begin = begin;
+    T acc = T(0);
+    for (std::int64_t pos = begin; pos < end; ++pos) {
+      const std::int32_t k = keys[pos];
+      if (k != code) {
+        flush(code, run_begin, pos, acc);
+        code = k;
+        run_begin = pos;
+        acc = T(0);
+      }
+      acc += z[static_cast<std::int64_t>(order[pos]) * D + d];
+    }
+    flush(code, run_begin, end, acc);
+  }
+}
+
+// bounds[k] = the first sorted position whose code is ≥ k, for k in [0, K] (binary search).
+template <class I>
+__global__ void vq_segment_bounds_kernel(const I* __restrict__ keys, std::int64_t N,
+                                         std::int64_t K, I* __restrict__ bounds) {
+  for (std::int64_t k = vq_thread_index(); k <= K; k += vq_thread_count()) {
+    std::int64_t lo = 0, hi = N;
+    while (lo < hi) {
+      const std::int64_t mid = lo + (hi - lo) / 2;
+      if (keys[mid] < k) lo = mid + 1;
+      else hi = mid;
+    }
+    bounds[k] = static_cast<I>(lo);
+  }
+}
+
+// One thread per (k, d): counts[k] and, for codes whose run crosses pieces or is empty,
+// sums[k, d] = the run's slots added in piece order.
+template <class T>
+__global__ void vq_stats_segments_finish_kernel(const std::int32_t* __restrict__ bounds,
+                                                const T* __restrict__ first_part,
+                                                const T* __restrict__ last_part, std::int64_t K,
+                                                std::int64_t D, T* __restrict__ sums,
+                                                std::int32_t* __restrict__ counts) {
+  for (std::int64_t item = vq_thread_index(); item < K * D; item += vq_thread_count()) {
+    const std::int64_t k = item / D, d = item - k * D;
+    const std::int64_t lo = bounds[k], hi = bounds[k + 1];
+    if (d == 0) counts[k] = static_cast<std::int32_t>(hi - lo);
+    if (hi == lo) {
+      sums[item] = T(0);
+      continue;
+    }
+    const std::int64_t p0 = lo / kVqPiece, p1 = (hi - 1) / kVqPiece;
+    if (p0 == p1) continue;  // written by vq_stats_pieces_kernel
+    T acc = lo == p0 * kVqPiece ? first_part[p0 * D + d] : last_part[p0 * D + d];
+    for (std::int64_t p = p0 + 1; p <= p1; ++p) acc += first_part[p * D + d];
+    sums[item] = acc;
+  }
+}
+
+// ---------------------------------------------------------------- "atomic" (non-deterministic)
+// sums, counts zeroed by the caller. One thread per element of z.
+template <class T>
+__global__ void vq_stats_atomic_kernel(const T* __restrict__ z,
+                                       const std::int32_t* __restrict__ indices, std::int64_t N,
+                                       std::int64_t K, std::int64_t D, T* __restrict__ sums,
+                                       std::int32_t* __restrict__ counts) {
+  for (std::int64_t e = vq_thread_index(); e < N * D; e += vq_thread_count()) {
+    const std::int64_t i = e / D, d = e - i * D;
+    const std::int32_t k = indices[i];
+    if (k < 0 || k >= K) continue;
+    atomicAdd(&sums[static_cast<std::int64_t>(k) * D + d], z[e]);
+    if (d == 0) atomicAdd(&counts[k], 1);
+  }
+}
+
+// ---------------------------------------------------------------- EMA update
+// One block of kReduceThreads: N_k ← keep·N_k + take·n_k for every k, and total = Σ_k N_k
+// (new values) in a fixed order.
+template <class T>
+__global__ void vq_ema_counts_kernel(T* __restrict__ ema_count,
+                                     const std::int32_t* __restrict__ counts, std::int64_t K,
+                                     T keep, T take, T* __restrict__ total) {
+  T acc = T(0);
+  for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+    const T n = keep * ema_count[k] + take * static_cast<T>(counts[k]);
+    ema_count[k] = n;
+    acc += n;
+  }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) *total = acc;
+}
+
+template <class T>
+__device__ __forceinline__ T vq_ema_element(T* codebook, T* ema_sum, const T* sums,
+                                            std::int64_t e, T keep, T take, T smoothed) {
+  const T m = keep * ema_sum[e] + take * sums[e];
+  ema_sum[e] = m;
+  codebook[e] = m / smoothed;
+  return m;
+}
+
+// Grid-stride over the K·D codebook elements: M ← keep·M + take·m; e = M / Ñ_k.
+// `vec4`: float, D % 4 == 0 and 16-byte aligned pointers, so 4 elements (one code) per float4.
+template <class T>
+__global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__ ema_sum,
+                                       const T* __restrict__ sums,
+                                       const T* __restrict__ ema_count,
+                                       const T* __restrict__ total, std::int64_t K,
+                                       std::int64_t D, T keep, T take, T epsilon, bool vec4) {
+  const T n = *total;
+  const T scale = n > T(0) ? n / (n + static_cast<T>(K) * epsilon) : T(1);
+  const std::int64_t KD = K * D;
+  if constexpr (sizeof(T) == 4) {
+    if (vec4) {
+      auto* cv = reinterpret_cast<float4*>(codebook);
+      auto* mv = reinterpret_cast<float4*>(ema_sum);
+      const auto* sv = reinterpret_cast<const float4*>(sums);
+      for (std::int64_t p = vq_thread_index(); p < KD / 4; p += vq_thread_count()) {
+        const std::int64_t k = (p * 4) / D;
+        const T smoothed = (ema_count[k] + epsilon) * scale;
+        const float4 old_m = mv[p], batch = sv[p];
+        float4 m, e;
+        m.x = keep * old_m.x + take * batch.x;
+        m.y = keep * old_m.y + take * batch.y;
+        m.z = keep * old_m.z + take * batch.z;
+        m.w = keep * old_m.w + take * batch.w;
+        e.x = m.x / smoothed;
+        e.y = m.y / smoothed;
+        e.z = m.z / smoothed;
+        e.w = m.w / smoothed;
+        mv[p] = m;
+        cv[p] = e;
+      }
+      return;
+    }
+  }
+  for (std::int64_t e = vq_thread_index(); e < KD; e += vq_thread_count()) {
+    const T smoothed = (ema_count[e / D] + epsilon) * scale;
+    vq_ema_element(codebook, ema_sum, sums, e, keep, take, smoothed);
+  }
+}
+
+// ---------------------------------------------------------------- dead-code revival
+// Row of z [N, D] that code k moves onto: ⌊u·N⌋, u = Philox uniform element k of (seed,
+// offset). The same formula runs on the cpu backend, so both pick the same rows.
+LATENT_HOST_DEVICE inline std::int64_t vq_revival_row(std::uint64_t seed, std::uint64_t offset,
+                                                      std::int64_t k, std::int64_t N) {
+  const double u = philox_uniform_f64(seed, offset, static_cast<std::uint64_t>(k));
+  const auto r = static_cast<std::int64_t>(u * static_cast<double>(N));
+  return r < N ? r : N - 1;
+}
+
+// One thread per code (grid-stride): a code with N_k < threshold takes row r of z, N_k ← reset
+// and M_k ← reset·z_r; revived[k] = 1 for those, 0 for the others.
+template <class T>
+__global__ void vq_revive_kernel(T* __restrict__ codebook, T* __restrict__ ema_count,
+                                 T* __restrict__ ema_sum, const T* __restrict__ z,
+                                 std::int64_t N, std::int64_t K, std::int64_t D, T threshold,
+                                 T reset, std::uint64_t seed, std::uint64_t offset,
+                                 std::int32_t* __restrict__ revived) {
+  for (std::int64_t k = vq_thread_index(); k < K; k += vq_thread_count()) {
+    if (!(ema_count[k] < threshold)) {
+      revived[k] = 0;
+      continue;
+    }
+    const T* row = z + vq_revival_row(seed, offset, k, N) * D;
+    for (std::int64_t d = 0; d < D; ++d) {
+      codebook[k * D + d] = row[d];
+      ema_sum[k * D + d] = reset * row[d];
+    }
+    ema_count[k] = reset;
+    revived[k] = 1;
+  }
+}
+
+}  // namespace latent::kernels

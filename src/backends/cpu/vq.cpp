@@ -1,0 +1,178 @@
+// The cpu backend's vector-quantization primitives: the reference every cuda kernel of
+// kernels/vq_argmin.cuh and kernels/vq_ema.cuh is tested against. Plain loops (OpenMP over
+// independent rows or codes), sums accumulated in double in a fixed order, so the results
+// do not depend on the thread count.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "backends/vq.h"
+#include "kernels/vq_ema.cuh"
+
+namespace latent::cpu {
+namespace {
+
+constexpr std::int64_t kParallelWork = 1 << 15;
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.data_ptr());
+}
+
+template <class F>
+void dispatch_floating(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
+  }
+}
+
+}  // namespace
+
+// s_ik = ‖e_k‖² − 2·z_i·e_k in double; the first of equal values wins (lowest k).
+void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
+               const Tensor& distances) {
+  const std::int64_t N = z.size(0), K = codebook.size(0), D = z.size(1);
+  dispatch_floating(z.dtype(), "vq_argmin", [&](auto tag) {
+    using T = decltype(tag);
+    const T* zp = ptr<T>(z);
+    const T* ep = ptr<T>(codebook);
+    std::int32_t* out = ptr<std::int32_t>(indices);
+    T* dist = distances.defined() ? ptr<T>(distances) : nullptr;
+    std::vector<double> norms(static_cast<std::size_t>(K));
+    for (std::int64_t k = 0; k < K; ++k) {
+      double acc = 0.0;
+      for (std::int64_t d = 0; d < D; ++d) acc += double(ep[k * D + d]) * ep[k * D + d];
+      norms[k] = acc;
+    }
+#pragma omp parallel for schedule(static) if (N * K * D > kParallelWork)
+    for (std::int64_t i = 0; i < N; ++i) {
+      const T* row = zp + i * D;
+      double best = std::numeric_limits<double>::infinity();
+      std::int64_t best_k = -1;
+      for (std::int64_t k = 0; k < K; ++k) {
+        const T* e = ep + k * D;
+        double dot = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) dot += double(row[d]) * e[d];
+        const double s = norms[k] - 2.0 * dot;
+        if (s < best) {
+          best = s;
+          best_k = k;
+        }
+      }
+      const bool finite = std::isfinite(best);
+      out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
+      if (dist) {
+        if (!finite) {
+          dist[i] = std::numeric_limits<T>::quiet_NaN();
+          continue;
+        }
+        double acc = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) {
+          const double diff = double(row[d]) - ep[best_k * D + d];
+          acc += diff * diff;
+        }
+        dist[i] = static_cast<T>(acc);
+      }
+    }
+  });
+}
+
+void vq_gather(const Tensor& codebook, const Tensor& indices, const Tensor& out) {
+  const std::int64_t N = indices.numel(), D = codebook.size(1);
+  dispatch_floating(codebook.dtype(), "vq_gather", [&](auto tag) {
+    using T = decltype(tag);
+    const T* ep = ptr<T>(codebook);
+    const std::int32_t* idx = ptr<std::int32_t>(indices);
+    T* o = ptr<T>(out);
+#pragma omp parallel for schedule(static) if (N * D > kParallelWork)
+    for (std::int64_t i = 0; i < N; ++i)
+      for (std::int64_t d = 0; d < D; ++d) o[i * D + d] = ep[std::int64_t{idx[i]} * D + d];
+  });
+}
+
+void vq_code_counts(const Tensor& indices, const Tensor& counts) {
+  const std::int64_t N = indices.numel(), K = counts.numel();
+  const std::int32_t* idx = ptr<std::int32_t>(indices);
+  std::int32_t* c = ptr<std::int32_t>(counts);
+  for (std::int64_t k = 0; k < K; ++k) c[k] = 0;
+  for (std::int64_t i = 0; i < N; ++i)
+    if (idx[i] >= 0 && idx[i] < K) ++c[idx[i]];
+}
+
+// m_k accumulated in double over the rows in row order.
+void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
+                   const Tensor& sums) {
+  const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
+  vq_code_counts(indices, counts);
+  dispatch_floating(z.dtype(), "vq_code_stats", [&](auto tag) {
+    using T = decltype(tag);
+    const T* zp = ptr<T>(z);
+    const std::int32_t* idx = ptr<std::int32_t>(indices);
+    std::vector<double> acc(static_cast<std::size_t>(K * D), 0.0);
+    for (std::int64_t i = 0; i < N; ++i) {
+      const std::int64_t k = idx[i];
+      if (k < 0 || k >= K) continue;
+      for (std::int64_t d = 0; d < D; ++d) acc[k * D + d] += zp[i * D + d];
+    }
+    T* s = ptr<T>(sums);
+    for (std::int64_t e = 0; e < K * D; ++e) s[e] = static_cast<T>(acc[e]);
+  });
+}
+
+void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
+                   const Tensor& counts, const Tensor& sums, double decay, double epsilon) {
+  const std::int64_t K = codebook.size(0), D = codebook.size(1);
+  dispatch_floating(codebook.dtype(), "vq_ema_update", [&](auto tag) {
+    using T = decltype(tag);
+    T* e = ptr<T>(codebook);
+    T* n = ptr<T>(ema_count);
+    T* m = ptr<T>(ema_sum);
+    const std::int32_t* c = ptr<std::int32_t>(counts);
+    const T* s = ptr<T>(sums);
+    const T keep = static_cast<T>(decay), take = static_cast<T>(1.0 - decay);
+    double total = 0.0;
+    for (std::int64_t k = 0; k < K; ++k) {
+      n[k] = keep * n[k] + take * static_cast<T>(c[k]);
+      total += n[k];
+    }
+    const double scale = total > 0 ? total / (total + static_cast<double>(K) * epsilon) : 1.0;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const T smoothed = static_cast<T>((n[k] + epsilon) * scale);
+      for (std::int64_t d = 0; d < D; ++d) {
+        const std::int64_t i = k * D + d;
+        m[i] = keep * m[i] + take * s[i];
+        e[i] = m[i] / smoothed;
+      }
+    }
+  });
+}
+
+void vq_revive(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
+               const Tensor& z, double threshold, double reset_count, PhiloxKey key,
+               const Tensor& revived) {
+  const std::int64_t K = codebook.size(0), D = codebook.size(1), N = z.size(0);
+  dispatch_floating(codebook.dtype(), "vq_revive", [&](auto tag) {
+    using T = decltype(tag);
+    T* e = ptr<T>(codebook);
+    T* n = ptr<T>(ema_count);
+    T* m = ptr<T>(ema_sum);
+    const T* zp = ptr<T>(z);
+    std::int32_t* flag = ptr<std::int32_t>(revived);
+    const T limit = static_cast<T>(threshold), reset = static_cast<T>(reset_count);
+    for (std::int64_t k = 0; k < K; ++k) {
+      flag[k] = n[k] < limit ? 1 : 0;
+      if (!flag[k]) continue;
+      const T* row = zp + kernels::vq_revival_row(key.seed, key.offset, k, N) * D;
+      for (std::int64_t d = 0; d < D; ++d) {
+        e[k * D + d] = row[d];
+        m[k * D + d] = reset * row[d];
+      }
+      n[k] = reset;
+    }
+  });
+}
+
+}  // namespace latent::cpu
