@@ -14,3 +14,4 @@
 #include "latent/random.h"
 #include "latent/tensor.h"
 #include "latent/train.h"
+#include "latent/vq.h"
