@@ -124,9 +124,9 @@ struct KMeansResult {
   Tensor centroids;  // [K, D]
   Tensor counts;     // int32 [K]: cluster sizes after the last assignment
 };
-// Lloyd's algorithm on the rows of x [N, D]: centroids start at K rows drawn from `gen`,
-// then `iterations` rounds of assign (vq_argmin) and average (vq_code_stats); a cluster left
-// empty restarts at a freshly drawn row.
+// Lloyd's algorithm on the rows of x [N, D]: centroids start at K rows chosen by k-means++
+// seeding (drawn from `gen`), then `iterations` rounds of assign (vq_argmin) and average
+// (vq_code_stats); a cluster left empty restarts at a freshly drawn row.
 KMeansResult kmeans(const Tensor& x, std::int64_t clusters, std::int64_t iterations,
                     Generator& gen);
 

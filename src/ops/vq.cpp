@@ -8,6 +8,7 @@
 //   commitment     Lm = mean ‖z − sg[E[idx]]‖²:  dLm/dz_i = 2/(N·D)·(z_i − e_{idx_i})
 // The codebook gradient is the backward of vq_gather: a per-code sum of gradient rows, the
 // same deterministic kernel as the EMA statistics.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -271,16 +272,52 @@ KMeansResult kmeans(const Tensor& x_in, std::int64_t clusters, std::int64_t iter
   const std::int64_t N = x.size(0), D = x.size(1);
   check_finite(x, "kmeans", "x");
 
-  // K rows drawn with the revival formula: row ⌊u_k·N⌋ of the Philox stream `key`.
+  // K rows drawn with the revival formula: row ⌊u_k·N⌋ of the Philox stream `key` (the
+  // restarts of empty clusters).
   auto draw_rows = [&](PhiloxKey key) {
     std::vector<std::int32_t> rows(static_cast<std::size_t>(clusters));
     for (std::int64_t k = 0; k < clusters; ++k)
       rows[k] = static_cast<std::int32_t>(kernels::vq_revival_row(key.seed, key.offset, k, N));
     return rows;
   };
-  const std::vector<std::int32_t> first = draw_rows(gen.next());
+  // k-means++ seeding (Arthur & Vassilvitskii, 2007), on the host: each next centre is a row
+  // drawn with probability ∝ its squared distance to the nearest centre so far.
+  const std::vector<double> host_rows = x.to(DType::f64).to_vector<double>();
+  std::vector<std::int32_t> first(static_cast<std::size_t>(clusters));
+  {
+    std::vector<double> nearest(static_cast<std::size_t>(N),
+                                std::numeric_limits<double>::infinity());
+    std::int64_t pick = gen.next_int(N);
+    for (std::int64_t k = 0; k < clusters; ++k) {
+      first[k] = static_cast<std::int32_t>(pick);
+      double total = 0.0;
+      for (std::int64_t i = 0; i < N; ++i) {
+        double d2 = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) {
+          const double diff = host_rows[i * D + d] - host_rows[pick * D + d];
+          d2 += diff * diff;
+        }
+        nearest[i] = std::min(nearest[i], d2);
+        total += nearest[i];
+      }
+      if (k + 1 == clusters) break;
+      if (!(total > 0)) {  // every row already sits on a centre
+        pick = gen.next_int(N);
+        continue;
+      }
+      const double target = gen.next_uniform() * total;
+      double running = 0.0;
+      pick = N - 1;
+      for (std::int64_t i = 0; i < N; ++i) {
+        running += nearest[i];
+        if (running > target) {
+          pick = i;
+          break;
+        }
+      }
+    }
+  }
   Tensor centroids = vq_gather(x, from_vector(first, {clusters}).to(x.device())).contiguous();
-  std::vector<double> host_rows = x.to(DType::f64).to_vector<double>();
   for (std::int64_t it = 0; it < iterations; ++it) {
     const Tensor idx = vq_argmin(x, centroids).indices;
     const VqCodeStats stats = vq_code_stats(x, idx, clusters);

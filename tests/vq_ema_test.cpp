@@ -1,0 +1,597 @@
+// The codebook side of vector quantization: per-code statistics on every path (shared,
+// sorted, atomic) against a plain loop, bitwise determinism, the EMA update against its
+// formula, dead-code revival (exactly the dead codes, both statistics reset), k-means, the
+// VectorQuantizer module and the VQ-VAE (training steps, tokens, resume), and the CLI
+// (`latent train --model vqvae`, `encode`, `decode`, `op vq`, `op ema`).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "kernels/philox.cuh"
+#include "latent/latent.h"
+#include "latent/vq.h"
+#include "test_util.h"
+
+namespace latent {
+namespace {
+
+using test::all_close;
+using test::identical;
+using test::values_of;
+
+const Device kCuda = Device::cuda(0);
+
+class VqEma : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    has_cuda_ = backend_available(DeviceType::cuda);
+    if (has_cuda_) backend::get(kCuda).set_poison_allocations(true);
+    backend::cpu().set_poison_allocations(true);
+  }
+  void TearDown() override {
+    if (has_cuda_) backend::get(kCuda).set_poison_allocations(false);
+    backend::cpu().set_poison_allocations(false);
+  }
+  std::vector<Device> devices() const {
+    if (!has_cuda_) {
+      std::printf("[  SKIPPED ] the cuda half of this test: nvcc build without a GPU\n");
+      return {Device::cpu()};
+    }
+    return {Device::cpu(), kCuda};
+  }
+  bool has_cuda_ = false;
+};
+
+enum class Spread { uniform, collapsed, half_collapsed, sorted_runs };
+
+Tensor make_indices(std::int64_t N, std::int64_t K, Spread spread, Generator& gen) {
+  std::vector<std::int32_t> idx(N);
+  for (std::int64_t i = 0; i < N; ++i) {
+    switch (spread) {
+      case Spread::uniform: idx[i] = static_cast<std::int32_t>(gen.next_int(K)); break;
+      case Spread::collapsed: idx[i] = static_cast<std::int32_t>(K / 2); break;
+      case Spread::half_collapsed:
+        idx[i] = i % 2 ? 0 : static_cast<std::int32_t>(gen.next_int(K));
+        break;
+      case Spread::sorted_runs:  // runs of 300 rows: they start and end inside and on pieces
+        idx[i] = static_cast<std::int32_t>((i / 300) % K);
+        break;
+    }
+  }
+  return from_vector(idx, {N});
+}
+
+// n_k and m_k by a plain double loop.
+void loop_stats(const Tensor& z, const Tensor& indices, std::int64_t K, std::vector<double>& n,
+                std::vector<double>& m) {
+  const std::vector<double> zv = values_of(z);
+  const std::vector<std::int32_t> idx = indices.to_vector<std::int32_t>();
+  const std::int64_t D = z.size(1);
+  n.assign(K, 0.0);
+  m.assign(K * D, 0.0);
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    n[idx[i]] += 1;
+    for (std::int64_t d = 0; d < D; ++d) m[idx[i] * D + d] += zv[i * D + d];
+  }
+}
+
+struct StatsCase {
+  std::int64_t N, K, D;
+  Spread spread;
+};
+
+TEST_F(VqEma, CodeStatisticsMatchALoopOnEveryPath) {
+  const std::vector<StatsCase> cases = {
+      {1, 1, 1, Spread::uniform},          {37, 5, 3, Spread::uniform},
+      {1000, 16, 7, Spread::uniform},      {1000, 16, 7, Spread::collapsed},
+      {2049, 50, 33, Spread::half_collapsed}, {1500, 6, 4, Spread::sorted_runs},
+      {600, 3, 300, Spread::uniform},      // D > 256: the shared path loops over columns
+      {3000, 1000, 16, Spread::uniform},   // K·D too large for shared memory: sorted
+      {700, 400, 2, Spread::collapsed}};
+  Generator gen(21);
+  for (const StatsCase& c : cases) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      const Tensor z = uniform({c.N, c.D}, -1.0, 1.0, gen, dtype);
+      const Tensor idx = make_indices(c.N, c.K, c.spread, gen);
+      std::vector<double> n, m;
+      loop_stats(z, idx, c.K, n, m);
+      const double tol = dtype == DType::f32 ? 2e-5 : 1e-12;
+      const std::string what = "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) +
+                               " D=" + std::to_string(c.D) + " spread " +
+                               std::to_string(static_cast<int>(c.spread)) + " " +
+                               dtype_name(dtype);
+      for (Device device : devices()) {
+        std::vector<VqStatsAlgorithm> algorithms = {VqStatsAlgorithm::automatic};
+        if (device.is_cuda()) {
+          algorithms.push_back(VqStatsAlgorithm::sorted);
+          algorithms.push_back(VqStatsAlgorithm::atomic);
+          const bool fits = c.K * c.D * static_cast<std::int64_t>(dtype_size(dtype)) + 4 * c.K <= 48 * 1024;
+          if (fits) {
+            algorithms.push_back(VqStatsAlgorithm::shared);
+          } else {
+            EXPECT_LATENT_ERROR(vq_code_stats(z.to(device), idx.to(device), c.K,
+                                              VqStatsAlgorithm::shared),
+                                "shared memory", "use sorted");
+          }
+        }
+        for (VqStatsAlgorithm a : algorithms) {
+          const VqCodeStats s = vq_code_stats(z.to(device), idx.to(device), c.K, a);
+          EXPECT_TRUE(all_close(s.counts, n, 0.0, 0.0)) << what << " " << device.str() << " "
+                                                        << static_cast<int>(a);
+          EXPECT_TRUE(all_close(s.sums, m, tol, tol)) << what << " " << device.str() << " "
+                                                      << static_cast<int>(a);
+        }
+      }
+      // The histogram alone.
+      for (Device device : devices())
+        EXPECT_TRUE(all_close(vq_code_counts(idx.to(device), c.K), n, 0.0, 0.0)) << what;
+    }
+  }
+}
+
+// Same inputs, same bits, run after run, on every deterministic path.
+TEST_F(VqEma, StatisticsAndUpdatesAreBitwiseDeterministic) {
+  Generator gen(22);
+  for (Spread spread : {Spread::uniform, Spread::collapsed}) {
+    const Tensor z = uniform({5000, 12}, -1.0, 1.0, gen);
+    const Tensor idx = make_indices(5000, 64, spread, gen);
+    for (Device device : devices()) {
+      std::vector<VqStatsAlgorithm> algorithms = {VqStatsAlgorithm::automatic};
+      if (device.is_cuda()) algorithms = {VqStatsAlgorithm::shared, VqStatsAlgorithm::sorted};
+      for (VqStatsAlgorithm a : algorithms) {
+        const VqCodeStats first = vq_code_stats(z.to(device), idx.to(device), 64, a);
+        for (int run = 0; run < 3; ++run) {
+          const VqCodeStats again = vq_code_stats(z.to(device), idx.to(device), 64, a);
+          EXPECT_TRUE(identical(again.sums.to(Device::cpu()), first.sums.to(Device::cpu())));
+          EXPECT_TRUE(identical(again.counts.to(Device::cpu()), first.counts.to(Device::cpu())));
+        }
+      }
+      // A whole quantize + EMA + revival step, twice from the same state.
+      auto step = [&] {
+        Generator init(5);
+        const Tensor codebook = uniform({64, 12}, -0.5, 0.5, init).to(device);
+        const Tensor count = ones({64}).to(device), sum = codebook.clone();
+        const Tensor zd = z.to(device);
+        const Tensor indices = vq_argmin(zd, codebook).indices;
+        vq_ema_update(codebook, count, sum, vq_code_stats(zd, indices, 64));
+        vq_revive_dead_codes(codebook, count, sum, zd, 2.0, 2.0, {9, 1});
+        return std::vector<Tensor>{indices.to(Device::cpu()), codebook.to(Device::cpu()),
+                                   count.to(Device::cpu()), sum.to(Device::cpu())};
+      };
+      const std::vector<Tensor> a = step(), b = step();
+      for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(identical(a[i], b[i])) << i;
+    }
+  }
+}
+
+TEST_F(VqEma, UpdateMatchesTheFormula) {
+  Generator gen(23);
+  for (std::int64_t D : {3, 8}) {  // 8: the float4 path
+    for (DType dtype : {DType::f32, DType::f64}) {
+      const std::int64_t K = 37;
+      const double decay = 0.9, eps = 1e-3;
+      const Tensor codebook = uniform({K, D}, -1.0, 1.0, gen, dtype);
+      const Tensor count = uniform({K}, 0.0, 5.0, gen, dtype);
+      const Tensor sum = uniform({K, D}, -3.0, 3.0, gen, dtype);
+      std::vector<std::int32_t> n(K);
+      for (auto& v : n) v = static_cast<std::int32_t>(gen.next_int(4));
+      n[3] = 0;
+      const VqCodeStats batch{from_vector(n, {K}), uniform({K, D}, -2.0, 2.0, gen, dtype)};
+
+      // The formula, in double.
+      const std::vector<double> N0 = values_of(count), M0 = values_of(sum),
+                                m = values_of(batch.sums);
+      std::vector<double> N(K), M(K * D), E(K * D);
+      double total = 0;
+      for (std::int64_t k = 0; k < K; ++k) total += N[k] = decay * N0[k] + (1 - decay) * n[k];
+      for (std::int64_t k = 0; k < K; ++k) {
+        const double smoothed = (N[k] + eps) / (total + K * eps) * total;
+        for (std::int64_t d = 0; d < D; ++d) {
+          M[k * D + d] = decay * M0[k * D + d] + (1 - decay) * m[k * D + d];
+          E[k * D + d] = M[k * D + d] / smoothed;
+        }
+      }
+      const double tol = dtype == DType::f32 ? 1e-5 : 1e-13;
+      for (Device device : devices()) {
+        const Tensor e = codebook.to(device).clone(), c = count.to(device).clone(),
+                     s = sum.to(device).clone();
+        vq_ema_update(e, c, s, {batch.counts.to(device), batch.sums.to(device)}, {decay, eps});
+        EXPECT_TRUE(all_close(c, N, tol, tol)) << device.str() << " D=" << D;
+        EXPECT_TRUE(all_close(s, M, tol, tol)) << device.str() << " D=" << D;
+        EXPECT_TRUE(all_close(e, E, tol, tol)) << device.str() << " D=" << D;
+      }
+    }
+  }
+}
+
+// The row code k moves onto, derived here from the Philox stream on its own.
+std::int64_t expected_row(PhiloxKey key, std::int64_t k, std::int64_t N) {
+  const double u = kernels::philox_uniform_f64(key.seed, key.offset, static_cast<std::uint64_t>(k));
+  return std::min<std::int64_t>(static_cast<std::int64_t>(u * N), N - 1);
+}
+
+TEST_F(VqEma, RevivalReplacesExactlyTheDeadCodesAndResetsBothStatistics) {
+  Generator gen(24);
+  const std::int64_t K = 10, D = 4, N = 23;
+  const std::vector<double> counts = {0.5, 2, 0.1, 3, 0.99, 1, 5, 0, 7, 1.0001};
+  const std::vector<std::int32_t> dead = {1, 0, 1, 0, 1, 0, 0, 1, 0, 0};  // under 1.0
+  const PhiloxKey key{123, 45};
+  const double reset = 1.5;
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor codebook = uniform({K, D}, -1.0, 1.0, gen, dtype);
+    const Tensor sum = uniform({K, D}, -1.0, 1.0, gen, dtype);
+    const Tensor count = from_vector(counts, {K}).to(dtype);
+    const Tensor z = uniform({N, D}, -1.0, 1.0, gen, dtype);
+    const std::vector<double> zv = values_of(z), e0 = values_of(codebook), m0 = values_of(sum);
+    std::vector<Tensor> results;
+    for (Device device : devices()) {
+      const Tensor e = codebook.to(device).clone(), c = count.to(device).clone(),
+                   s = sum.to(device).clone();
+      const Tensor mask = vq_revive_dead_codes(e, c, s, z.to(device), 1.0, reset, key);
+      EXPECT_TRUE(identical(mask.to(Device::cpu()), from_vector(dead, {K}))) << device.str();
+      const std::vector<double> ev = values_of(e), cv = values_of(c), sv = values_of(s);
+      for (std::int64_t k = 0; k < K; ++k) {
+        const std::int64_t r = expected_row(key, k, N);
+        for (std::int64_t d = 0; d < D; ++d) {
+          const double row = zv[r * D + d];
+          // The product reset·z rounded in the tensor's dtype.
+          const double scaled = dtype == DType::f32 ? double(float(reset) * float(row)) : reset * row;
+          EXPECT_EQ(ev[k * D + d], dead[k] ? row : e0[k * D + d]) << k;
+          EXPECT_EQ(sv[k * D + d], dead[k] ? scaled : m0[k * D + d]) << k;
+        }
+        EXPECT_EQ(cv[k], dead[k] ? reset : values_of(count)[k]) << k;
+      }
+      results.push_back(e.to(Device::cpu()));
+    }
+    if (results.size() == 2) EXPECT_TRUE(identical(results[0], results[1]));
+  }
+}
+
+// Why both statistics must be reset: after revival, an EMA step in which no row picks the
+// code keeps it where it was put. Resetting only the code (the known bug) lets the stale
+// M_k / Ñ_k pull it straight back.
+TEST_F(VqEma, ARevivedCodeStaysWhereItWasPut) {
+  Generator gen(25);
+  const std::int64_t K = 8, D = 3;
+  const Tensor z = uniform({16, D}, 5.0, 6.0, gen, DType::f64);  // far from the old codes
+  for (Device device : devices()) {
+    const Tensor e = uniform({K, D}, -1.0, 1.0, gen, DType::f64).to(device);
+    const Tensor c = full({K}, 4.0, DType::f64).to(device);
+    const Tensor s = mul(e, 4.0);
+    c.narrow(0, 2, 1).fill_(0.01);  // code 2 is dead
+    vq_revive_dead_codes(e, c, s, z.to(device), 1.0, 1.0, {7, 0});
+    const std::vector<double> placed = values_of(e.narrow(0, 2, 1));
+    // Code 2 receives no rows; the others get some.
+    std::vector<std::int32_t> n(K, 3);
+    n[2] = 0;
+    vq_ema_update(e, c, s, {from_vector(n, {K}).to(device), zeros({K, D}, DType::f64).to(device)},
+                  {0.99, 1e-5});
+    EXPECT_TRUE(all_close(e.narrow(0, 2, 1), placed, 1e-4)) << device.str();
+
+    // The bug, reproduced: move the code but keep its old statistics.
+    const Tensor e2 = uniform({K, D}, -1.0, 1.0, gen, DType::f64).to(device);
+    const Tensor c2 = full({K}, 4.0, DType::f64).to(device), s2 = mul(e2, 4.0);
+    e2.narrow(0, 2, 1).copy_(from_vector(placed, {1, D}).to(device));
+    vq_ema_update(e2, c2, s2, {from_vector(n, {K}).to(device), zeros({K, D}, DType::f64).to(device)},
+                  {0.99, 1e-5});
+    EXPECT_GT(test::values_of(sub(e2.narrow(0, 2, 1), from_vector(placed, {1, D}).to(device)))[0] *
+                  -1.0,
+              3.0)
+        << "the stale statistics should pull the code back toward the origin";
+  }
+}
+
+TEST_F(VqEma, KMeansRecoversSeparatedClusters) {
+  Generator gen(26);
+  const std::vector<std::array<double, 2>> centers = {{10, 0}, {-10, 0}, {0, 10}};
+  std::vector<double> x;
+  const std::vector<double> noise = values_of(uniform({300, 2}, -1.0, 1.0, gen, DType::f64));
+  for (int i = 0; i < 300; ++i)
+    for (int d = 0; d < 2; ++d) x.push_back(centers[i % 3][d] + noise[i * 2 + d]);
+  std::vector<std::array<double, 2>> means(3, {0, 0});
+  for (int i = 0; i < 300; ++i)
+    for (int d = 0; d < 2; ++d) means[i % 3][d] += x[i * 2 + d] / 100.0;
+  for (Device device : devices()) {
+    Generator kgen(3);
+    const KMeansResult r = kmeans(from_vector(x, {300, 2}).to(device), 3, 10, kgen);
+    EXPECT_TRUE(identical(r.counts.to(Device::cpu()),
+                          from_vector(std::vector<std::int32_t>{100, 100, 100}, {3})))
+        << device.str();
+    // Each centroid is one cluster's mean (in some order).
+    const std::vector<double> c = values_of(r.centroids);
+    for (int k = 0; k < 3; ++k) {
+      double best = 1e9;
+      for (const auto& m : means) best = std::min(best, std::hypot(c[k * 2] - m[0], c[k * 2 + 1] - m[1]));
+      EXPECT_LT(best, 1e-9) << device.str() << " centroid " << k;
+    }
+  }
+  // More clusters than distinct points: empty clusters restart, nothing breaks.
+  Generator kgen(4);
+  const KMeansResult r = kmeans(from_vector(std::vector<double>{1, 2, 3}, {3, 1}), 8, 5, kgen);
+  EXPECT_EQ(r.centroids.shape(), (Shape{8, 1}));
+  EXPECT_GT(codebook_utilization(r.counts), 0.0);
+  EXPECT_LE(codebook_utilization(r.counts), 3.0 / 8.0);
+}
+
+TEST_F(VqEma, BadInputGivesClearErrors) {
+  Generator gen(27);
+  const Tensor e = uniform({5, 3}, -1.0, 1.0, gen);
+  const Tensor z = uniform({4, 3}, -1.0, 1.0, gen);
+  const Tensor count = ones({5}), sum = e.clone();
+  const VqCodeStats batch{from_vector(std::vector<std::int32_t>{1, 0, 0, 3, 0}, {5}), zeros({5, 3})};
+  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1, 5, 2}, {4}), 5),
+                      "vq_code_stats", "index 5", "out of range");
+  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1}, {2}), 5),
+                      "2 indices for 4 rows");
+  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1, 1, 1}, {4}), 0),
+                      "codebook size must be positive");
+  EXPECT_LATENT_ERROR(vq_ema_update(e, ones({4}), sum, batch), "vq_ema_update", "shapes");
+  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {1.5, 1e-5}), "decay");
+  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {0.99, 0.0}), "epsilon");
+  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, {batch.counts.to(DType::f32), batch.sums}),
+                      "int32");
+  EXPECT_LATENT_ERROR(vq_ema_update(e, count.to(DType::f64), sum, batch), "float32", "float64");
+  EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, empty({0, 3}), 1.0, 1.0, {}),
+                      "no rows");
+  EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, uniform({4, 2}, 0.0, 1.0, gen), 1.0,
+                                           1.0, {}),
+                      "differ in D");
+  EXPECT_LATENT_ERROR(kmeans(z, 0, 3, gen), "clusters must be positive");
+  Tensor nan_z = z.clone();
+  nan_z.fill_(std::nan(""));
+  EXPECT_LATENT_ERROR(kmeans(nan_z, 2, 3, gen), "kmeans", "non-finite");
+  models::VectorQuantizerConfig bad;
+  bad.dead_code_threshold = 1.0;  // without ema
+  EXPECT_LATENT_ERROR(models::VectorQuantizer(bad, gen), "needs the EMA codebook");
+  bad.ema = true;
+  bad.decay = 1.0;
+  EXPECT_LATENT_ERROR(models::VectorQuantizer(bad, gen), "decay");
+}
+
+// ------------------------------------------------------------------ the module and the model
+TEST(VqModule, EmaStateIsBuffersAndTheGradientCodebookAParameter) {
+  Generator gen(28);
+  models::VectorQuantizerConfig config;
+  config.codebook_size = 8;
+  config.code_dim = 2;
+  const models::VectorQuantizer gradient(config, gen);
+  ASSERT_EQ(gradient.parameters().size(), 1u);
+  EXPECT_EQ(gradient.named_parameters()[0].first, "codebook");
+  config.ema = true;
+  const models::VectorQuantizer ema(config, gen);
+  EXPECT_TRUE(ema.parameters().empty());
+  std::vector<std::string> names;
+  for (const auto& [name, t] : ema.named_buffers()) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"codebook", "ema_count", "ema_sum", "last_used",
+                                             "initialized"}));
+}
+
+models::VqVaeConfig tiny_config(bool ema, double threshold, bool kmeans) {
+  models::VqVaeConfig c;
+  c.net.hidden_channels = 4;
+  c.quantizer.codebook_size = 16;
+  c.quantizer.code_dim = 3;
+  c.quantizer.ema = ema;
+  c.quantizer.dead_code_threshold = threshold;
+  c.quantizer.kmeans_init = kmeans;
+  c.quantizer.kmeans_iterations = 3;
+  return c;
+}
+
+// A few optimizer steps of every variant on cpu and on cuda (SIMT in CI), the tokenizer's
+// round trip, and bit-identical repeats.
+TEST_F(VqEma, VqVaeTrainsAndTokenizes) {
+  struct Variant {
+    bool ema;
+    double threshold;
+    bool kmeans;
+  };
+  for (const Variant v : {Variant{false, 0.0, false}, Variant{true, 0.0, false},
+                          Variant{true, 1.0, true}}) {
+    for (Device device : devices()) {
+      auto train_steps = [&] {
+        Generator gen(29);
+        auto model = std::make_shared<models::VqVae>(tiny_config(v.ema, v.threshold, v.kmeans), gen);
+        model->to(device);
+        optim::AdamW optimizer(model->parameters(), 1e-2);
+        Generator data(30);
+        const Tensor images = rand({6, 1, 28, 28}, data).to(device);
+        double loss = 0;
+        for (int step = 0; step < 3; ++step) {
+          const auto out = model->training_step(images, step);
+          optimizer.zero_grad();
+          out.loss.backward();
+          optimizer.step();
+          model->after_step(images, step);
+          loss = out.loss.item();
+          EXPECT_TRUE(std::isfinite(loss));
+          EXPECT_GT(out.metrics.at("perplexity"), 0.0);
+        }
+        EXPECT_TRUE(model->quantizer().initialized());
+        return model;
+      };
+      const auto model = train_steps();
+      const std::string what = std::string(v.ema ? "ema" : "gradient") + " " + device.str();
+      Generator data(31);
+      const Tensor images = rand({3, 1, 28, 28}, data).to(device);
+      const Tensor tokens = model->encode_tokens(images);
+      ASSERT_EQ(tokens.shape(), (Shape{3, 7, 7})) << what;
+      ASSERT_EQ(tokens.dtype(), DType::i32);
+      for (std::int32_t t : tokens.to_vector<std::int32_t>()) EXPECT_TRUE(t >= 0 && t < 16);
+      const Tensor decoded = model->decode_tokens(tokens);
+      EXPECT_EQ(decoded.shape(), (Shape{3, 1, 28, 28}));
+      EXPECT_TRUE(identical(decoded.to(Device::cpu()), model->reconstruct(images).to(Device::cpu())))
+          << what;
+      Tensor bad = tokens.to(Device::cpu()).clone();
+      bad.narrow(0, 0, 1).fill_(16.0);
+      EXPECT_LATENT_ERROR(model->decode_tokens(bad.to(device)), "index 16", "out of range");
+      EXPECT_LATENT_ERROR(model->decode_tokens(zeros({2, 7, 7}).to(device)), "int32 tokens");
+      // Bitwise repeatable from the seed.
+      const auto again = train_steps();
+      for (const auto& [name, t] : model->state_dict())
+        for (const auto& [name2, t2] : again->state_dict())
+          if (name == name2) EXPECT_TRUE(identical(t, t2)) << what << " " << name;
+      const auto extra = model->evaluate_extra(Dataset{rand({4, 1, 28, 28}, data),
+                                                       zeros({4}, DType::i32)},
+                                               device);
+      EXPECT_GT(extra.at("utilization"), 0.0);
+      EXPECT_GE(extra.at("perplexity"), 1.0);
+      EXPECT_EQ(extra.at("dead_codes"), 16 - extra.at("utilization") * 16);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ the CLI
+#ifdef LATENT_CLI_PATH
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+  int status;
+  std::string output;
+};
+
+CommandResult run_cli(const std::string& args) {
+  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+class VqCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("latent-vq-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    Generator gen(40);
+    auto blobs = [&](std::int64_t n) {
+      Dataset d;
+      d.images = rand({n, 1, 28, 28}, gen);
+      std::vector<std::int32_t> labels(n, 0);
+      d.labels = from_vector(labels, {n});
+      return d;
+    };
+    write_fashion_mnist_like((dir_ / "data").string(), blobs(64), blobs(24));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string train_args(const std::string& out, const std::string& extra) const {
+    return "train --model vqvae --steps 6 --batch-size 16 --hidden-channels 4 --code-dim 3 "
+           "--codebook-size 32 --log-every 2 --quiet --data-dir " + (dir_ / "data").string() +
+           " --out " + (dir_ / out).string() + " " + extra;
+  }
+  fs::path dir_;
+};
+
+TEST_F(VqCli, TrainEmaWithRevivalWritesArtifactsAndResumesBitIdentically) {
+  const std::string extra = "--ema --dead-code-threshold 1 --kmeans-init --checkpoint-every 3";
+  CommandResult r = run_cli(train_args("straight", extra));
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* file : {"checkpoint.safetensors", "checkpoint-3.safetensors", "metrics.jsonl",
+                           "reconstructions.png", "codebook_usage.png", "tokens.png",
+                           "tokens.npy"})
+    EXPECT_TRUE(fs::exists(dir_ / "straight" / file)) << file;
+  std::ifstream metrics(dir_ / "straight" / "metrics.jsonl");
+  std::string line, last;
+  while (std::getline(metrics, line)) last = line;
+  for (const char* key : {"test_utilization", "test_perplexity", "test_dead_codes", "test_psnr"})
+    EXPECT_NE(last.find(key), std::string::npos) << key << " in " << last;
+  const Tensor tokens = load_npy((dir_ / "straight" / "tokens.npy").string());
+  EXPECT_EQ(tokens.shape(), (Shape{8, 7, 7}));
+  EXPECT_EQ(load_png((dir_ / "straight" / "codebook_usage.png").string()).size(0), 3);
+
+  r = run_cli(train_args("resumed", extra) + " --resume " +
+              (dir_ / "straight" / "checkpoint-3.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const SafetensorsFile a = load_safetensors((dir_ / "straight" / "checkpoint.safetensors").string());
+  const SafetensorsFile b = load_safetensors((dir_ / "resumed" / "checkpoint.safetensors").string());
+  ASSERT_EQ(a.names(), b.names());
+  bool has_ema = false;
+  for (const auto& [name, tensor] : a.tensors) {
+    EXPECT_EQ(max_abs_diff(tensor, b.at(name)), 0.0) << name;
+    has_ema = has_ema || name == "model.quantizer.ema_sum";
+  }
+  EXPECT_TRUE(has_ema);
+}
+
+TEST_F(VqCli, GradientCodebookOnTheCudaDeviceThenEncodeAndDecode) {
+  if (!backend_available(DeviceType::cuda)) GTEST_SKIP() << "nvcc build without a GPU";
+  CommandResult r = run_cli(train_args("gpu", "--device cuda"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string ckpt = (dir_ / "gpu" / "checkpoint.safetensors").string();
+  Generator gen(41);
+  save_npy((dir_ / "images.npy").string(), rand({3, 1, 28, 28}, gen));
+  r = run_cli("encode --checkpoint " + ckpt + " " + (dir_ / "images.npy").string() + " -o " +
+              (dir_ / "tokens.npy").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tensor tokens = load_npy((dir_ / "tokens.npy").string());
+  EXPECT_EQ(tokens.shape(), (Shape{3, 7, 7}));
+  r = run_cli("decode --checkpoint " + ckpt + " " + (dir_ / "tokens.npy").string() + " -o " +
+              (dir_ / "decoded.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "decoded.png"));
+  // A token outside the codebook.
+  Tensor bad = tokens.clone();
+  bad.narrow(0, 0, 1).fill_(32.0);
+  save_npy((dir_ / "bad.npy").string(), bad);
+  r = run_cli("decode --checkpoint " + ckpt + " " + (dir_ / "bad.npy").string() + " -o " +
+              (dir_ / "bad.png").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("out of range"), std::string::npos) << r.output;
+  // Revival without --ema is refused.
+  r = run_cli(train_args("bad", "--dead-code-threshold 1"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("--ema"), std::string::npos) << r.output;
+}
+
+TEST_F(VqCli, OpVqAndOpEmaOnNpyFiles) {
+  Generator gen(42);
+  const Tensor z = uniform({2, 5, 4}, -1.0, 1.0, gen), codebook = uniform({7, 4}, -1.0, 1.0, gen);
+  const std::string zp = (dir_ / "z.npy").string(), ep = (dir_ / "e.npy").string();
+  save_npy(zp, z);
+  save_npy(ep, codebook);
+  CommandResult r = run_cli("op vq " + zp + " " + ep + " -o " + (dir_ / "i.npy").string() +
+                            " --distances " + (dir_ / "d.npy").string() + " --device cuda");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Tensor idx = load_npy((dir_ / "i.npy").string());
+  EXPECT_EQ(idx.shape(), (Shape{2, 5}));
+  EXPECT_TRUE(identical(idx.reshape({10}), vq_argmin(z.reshape({10, 4}), codebook).indices));
+  EXPECT_EQ(load_npy((dir_ / "d.npy").string()).shape(), (Shape{2, 5}));
+
+  save_npy((dir_ / "n.npy").string(), ones({7}));
+  save_npy((dir_ / "m.npy").string(), codebook);
+  r = run_cli("op ema " + zp + " " + ep + " " + (dir_ / "n.npy").string() + " " +
+              (dir_ / "m.npy").string() + " -o " + (dir_ / "e2.npy").string() + " --count-out " +
+              (dir_ / "n2.npy").string() + " --sum-out " + (dir_ / "m2.npy").string() +
+              " --decay 0.5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // Against the library on the same inputs.
+  const Tensor e = codebook.clone(), n = ones({7}), m = codebook.clone();
+  const Tensor rows = z.reshape({10, 4});
+  vq_ema_update(e, n, m, vq_code_stats(rows, vq_argmin(rows, codebook).indices, 7), {0.5, 1e-5});
+  EXPECT_TRUE(identical(load_npy((dir_ / "e2.npy").string()), e));
+  EXPECT_TRUE(identical(load_npy((dir_ / "n2.npy").string()), n));
+  EXPECT_TRUE(identical(load_npy((dir_ / "m2.npy").string()), m));
+
+  r = run_cli("op vq " + zp + " " + (dir_ / "n.npy").string() + " -o " + (dir_ / "x.npy").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("vq_argmin"), std::string::npos) << r.output;
+}
+
+#endif  // LATENT_CLI_PATH
+
+}  // namespace
+}  // namespace latent
