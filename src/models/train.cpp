@@ -18,6 +18,7 @@
 #include "latent/io.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
+#include "latent/vq.h"
 
 namespace latent::train {
 
@@ -276,7 +277,8 @@ std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& g
   // One line per model; each factory lives beside its model in src/models/.
   if (c.model == "ae") return std::make_shared<models::Autoencoder>(c.net, gen, c.loss);
   if (c.model == "fsq") return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss);
-  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq)");
+  if (c.model == "vqvae") return models::make_vqvae(c, gen);
+  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, vqvae)");
 }
 
 Device resolve_device(const std::string& name) {
