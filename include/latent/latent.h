@@ -14,4 +14,5 @@
 #include "latent/random.h"
 #include "latent/tensor.h"
 #include "latent/train.h"
+#include "latent/vae.h"
 #include "latent/vq.h"

@@ -18,6 +18,7 @@
 #include "latent/io.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
+#include "latent/vae.h"
 #include "latent/vq.h"
 
 namespace latent::train {
@@ -276,9 +277,10 @@ Metrics evaluate_model(models::TrainableModel& model, const Dataset& test, Devic
 std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& gen) {
   // One line per model; each factory lives beside its model in src/models/.
   if (c.model == "ae") return std::make_shared<models::Autoencoder>(c.net, gen, c.loss);
+  if (c.model == "vae") return models::make_vae(c, gen);
   if (c.model == "fsq") return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss);
   if (c.model == "vqvae") return models::make_vqvae(c, gen);
-  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, vqvae)");
+  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, vae, vqvae)");
 }
 
 Device resolve_device(const std::string& name) {

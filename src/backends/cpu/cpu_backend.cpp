@@ -13,6 +13,7 @@
 #include "backends/cpu/strided_loop.h"
 #include "kernels/adam.cuh"
 #include "kernels/philox.cuh"
+#include "kernels/philox_normal.cuh"
 
 namespace latent::cpu {
 namespace {
@@ -108,16 +109,6 @@ T binary_apply(BinaryOp op, T a, T b) {
   return a;
 }
 
-// Box–Muller on two uniform words: (u1 in (0, 1], u2 in [0, 1)) -> two standard normals.
-inline void box_muller(std::uint32_t w1, std::uint32_t w2, double& n1, double& n2) {
-  const double u1 = (static_cast<double>(w1) + 1.0) * (1.0 / 4294967296.0);
-  const double u2 = static_cast<double>(w2) * (1.0 / 4294967296.0);
-  const double radius = std::sqrt(-2.0 * std::log(u1));
-  const double angle = 2.0 * M_PI * u2;
-  n1 = radius * std::cos(angle);
-  n2 = radius * std::sin(angle);
-}
-
 class CpuBackend final : public backend::Backend {
  public:
   const char* name() const override { return "cpu"; }
@@ -206,11 +197,9 @@ class CpuBackend final : public backend::Backend {
       T* out = ptr<T>(dst);
 #pragma omp parallel for if (n > kParallelThreshold)
       for (std::int64_t g = 0; g < groups; ++g) {
-        const kernels::Philox4 r = kernels::philox_block(key.seed, key.offset, g);
-        double v[4];
-        box_muller(r.x[0], r.x[1], v[0], v[1]);
-        box_muller(r.x[2], r.x[3], v[2], v[3]);
-        for (int j = 0; j < 4 && g * 4 + j < n; ++j) out[g * 4 + j] = static_cast<T>(v[j]);
+        // Box–Muller with exactly rounded arithmetic: bitwise the same on every backend.
+        const kernels::Normal4 v = kernels::philox_normal4(key.seed, key.offset, g);
+        for (int j = 0; j < 4 && g * 4 + j < n; ++j) out[g * 4 + j] = static_cast<T>(v.v[j]);
       }
     });
   }

@@ -1,0 +1,258 @@
+// The reparameterization trick and the closed-form Gaussian KL, fused into one pass.
+// Docs: docs/vae.md (the chapter walks through this file line by line).
+//
+// A VAE encoder outputs, per latent element j of sample n, a mean μ and a log-variance
+// ℓ = log σ². With ℓc = clamp(ℓ, ℓmin, ℓmax) (default [−30, 20], as the Stable Diffusion
+// autoencoder does) and ε ~ N(0, 1) drawn from Philox (kernels/philox_normal.cuh):
+//
+//   forward   z        = μ + exp(½ℓc)·ε                              (the reparameterization)
+//             KL[n]    = ½ Σ_j (μ² + exp(ℓc) − ℓc − 1)               (KL(q ‖ N(0, I)), nats)
+//   backward  dL/dμ    = dL/dz + g[n]·μ                               g[n] = dL/dKL[n]
+//             dL/dℓ    = [ℓmin ≤ ℓ ≤ ℓmax] · (dL/dz·½·σ·ε + g[n]·½·(exp(ℓc) − 1))
+//
+// exp(ℓc) − 1 is computed as expm1(ℓc): near ℓ = 0 it is a difference of nearly equal
+// numbers, and the KL of a nearly-prior unit would lose most of its bits otherwise.
+//
+// ε is never stored. Element i (flat index over the whole tensor) takes the normal
+// philox_normal(seed, offset, i); the backward pass recomputes it from the same counter,
+// which costs ~20 FLOPs per element instead of 4 bytes written and 4 read.
+//
+// Layout and launch. The tensors are contiguous [N, D] (D = every latent dimension of a
+// sample: a flat vector or a C×H×W grid). Each row is cut into tiles of `chunk` elements
+// (a multiple of 4, at most 8192); a block owns one tile at a time (grid-stride over the
+// N·chunks tiles), so the per-sample KL is a block reduction with no atomics:
+//   - every thread takes 4 consecutive elements per step: one Philox call gives their 4
+//     normals, and μ, ℓ, z travel as 16-byte vectors (float4, or 2 × double2) when the row
+//     starts are 16-byte aligned (D % 4 == 0, or a single row);
+//   - each thread sums its KL terms in float64, block_sum (kernels/reduce.cuh) combines the
+//     threads in a fixed tree, and the tile's total goes to partial[tile] (or straight to
+//     KL[n] when a row is one tile); kl_finish_kernel then adds each row's partials in
+//     order. Same inputs, same bits, run after run.
+//   - the backward pass uses the same tiles, so g[n] is read once per block.
+//
+// Traffic per element (float32): forward reads μ, ℓ (8 B) and writes z (4 B) = 12 B;
+// KL-only forward 8 B; backward reads μ, ℓ, dL/dz (12 B) and writes dL/dμ, dL/dℓ (8 B) =
+// 20 B. The unfused composition (randn, exp, mul, add, then the KL as ~6 elementwise
+// kernels and a sum) moves ~5× that. FLOPs per element: Box–Muller ≈ 25 (float64, a
+// quarter of a division and a square root), exp + expm1, ~10 more. Memory-bound on a GPU.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/device.cuh"
+#include "kernels/philox_normal.cuh"
+#include "kernels/reduce.cuh"
+
+namespace latent::kernels {
+
+// Everything the kernels need to know besides the pointers.
+struct ReparamShape {
+  std::uint64_t seed = 0, offset = 0;  // the Philox stream of ε
+  double logvar_min = -30.0, logvar_max = 20.0;
+  std::int64_t row_length = 0;  // D
+  std::int64_t chunk = 0;       // elements per tile, a multiple of 4
+  std::int64_t chunks = 0;      // tiles per row
+  std::int64_t tiles = 0;       // N · chunks
+  bool vectorized = false;      // 16-byte loads and stores (see above)
+};
+
+// Bits of the `nonfinite` flag the forward kernel raises.
+constexpr int kNonfiniteMu = 1;
+constexpr int kNonfiniteLogvar = 2;
+
+namespace reparam_detail {
+
+__device__ __forceinline__ float exp_of(float x) { return expf(x); }
+__device__ __forceinline__ double exp_of(double x) { return exp(x); }
+__device__ __forceinline__ float expm1_of(float x) { return expm1f(x); }
+__device__ __forceinline__ double expm1_of(double x) { return expm1(x); }
+
+// Four consecutive elements, moved as 16-byte vectors (p must be 16-byte aligned).
+template <class T>
+struct Quad {
+  T v[4];
+};
+__device__ __forceinline__ Quad<float> load_quad(const float* p) {
+  const float4 a = *reinterpret_cast<const float4*>(p);
+  return {{a.x, a.y, a.z, a.w}};
+}
+__device__ __forceinline__ Quad<double> load_quad(const double* p) {
+  const double2 a = reinterpret_cast<const double2*>(p)[0];
+  const double2 b = reinterpret_cast<const double2*>(p)[1];
+  return {{a.x, a.y, b.x, b.y}};
+}
+__device__ __forceinline__ void store_quad(float* p, const Quad<float>& q) {
+  *reinterpret_cast<float4*>(p) = make_float4(q.v[0], q.v[1], q.v[2], q.v[3]);
+}
+__device__ __forceinline__ void store_quad(double* p, const Quad<double>& q) {
+  reinterpret_cast<double2*>(p)[0] = make_double2(q.v[0], q.v[1]);
+  reinterpret_cast<double2*>(p)[1] = make_double2(q.v[2], q.v[3]);
+}
+
+template <class T>
+__device__ __forceinline__ T clamp_logvar(T lv, const ReparamShape& s) {
+  const T lo = static_cast<T>(s.logvar_min), hi = static_cast<T>(s.logvar_max);
+  return lv < lo ? lo : (lv > hi ? hi : lv);
+}
+
+template <class T>
+__device__ __forceinline__ bool in_clamp_range(T lv, const ReparamShape& s) {
+  return lv >= static_cast<T>(s.logvar_min) && lv <= static_cast<T>(s.logvar_max);
+}
+
+template <class T>
+__device__ __forceinline__ bool finite(T x) {
+  return x - x == T(0);  // false for ±Inf (Inf − Inf = NaN) and NaN
+}
+
+// The forward of one element: z, and its KL term ½(μ² + expm1(ℓc) − ℓc).
+template <class T>
+__device__ __forceinline__ T forward_element(T mu, T lv, double eps, const ReparamShape& s,
+                                             double& kl, int& nonfinite) {
+  if (!finite(mu)) nonfinite |= kNonfiniteMu;
+  if (!finite(lv)) nonfinite |= kNonfiniteLogvar;
+  const T lc = clamp_logvar(lv, s);
+  kl += 0.5 * (static_cast<double>(mu) * mu + static_cast<double>(expm1_of(lc) - lc));
+  return mu + exp_of(T(0.5) * lc) * static_cast<T>(eps);
+}
+
+// The backward of one element: (dL/dμ, dL/dℓ) from dL/dz (if any) and g = dL/dKL[n] (if any).
+template <class T, bool kHasDz, bool kHasDkl>
+__device__ __forceinline__ void backward_element(T mu, T lv, T dz, T g, double eps,
+                                                 const ReparamShape& s, T& dmu, T& dlv) {
+  const T lc = clamp_logvar(lv, s);
+  T d_mu = T(0), d_lv = T(0);
+  if constexpr (kHasDz) {
+    d_mu = dz;
+    d_lv = dz * T(0.5) * exp_of(T(0.5) * lc) * static_cast<T>(eps);
+  }
+  if constexpr (kHasDkl) {
+    d_mu += g * mu;
+    d_lv += g * T(0.5) * expm1_of(lc);
+  }
+  dmu = d_mu;
+  dlv = in_clamp_range(lv, s) ? d_lv : T(0);
+}
+
+// The elements [begin, end) of one tile, in steps of 4 per thread; calls
+// quad(i) for a full, aligned group of 4 and single(i) element by element otherwise.
+template <class Quad4, class Single>
+__device__ __forceinline__ void for_each_in_tile(std::int64_t begin, std::int64_t end,
+                                                 bool vectorized, Quad4&& quad,
+                                                 Single&& single) {
+  for (std::int64_t i = begin + 4 * static_cast<std::int64_t>(threadIdx.x); i < end;
+       i += 4 * static_cast<std::int64_t>(blockDim.x)) {
+    if (vectorized && i + 4 <= end) {
+      quad(i);
+    } else {
+      for (std::int64_t k = i; k < i + 4 && k < end; ++k) single(k);
+    }
+  }
+}
+
+}  // namespace reparam_detail
+
+// Forward. grid: grid-stride over s.tiles blocks; block: a multiple of 32 threads, ≤ 256.
+// kWriteZ: write z (else the KL only). kWriteKl: reduce the KL (else z only; kl and partial
+// unused). With s.chunks == 1 the tile's KL is KL[n] (written as T); otherwise it goes to
+// partial[tile] for kl_finish_kernel. `nonfinite` (may be null) gets kNonfinite* bits.
+template <class T, bool kWriteZ, bool kWriteKl>
+__global__ void reparam_kl_forward_kernel(const T* mu, const T* logvar, T* z, T* kl,
+                                          double* partial, int* nonfinite, ReparamShape s) {
+  using namespace reparam_detail;
+  int bad = 0;
+  for (std::int64_t tile = blockIdx.x; tile < s.tiles; tile += gridDim.x) {
+    const std::int64_t row = tile / s.chunks, chunk_index = tile % s.chunks;
+    const std::int64_t row_start = row * s.row_length;
+    const std::int64_t begin = row_start + chunk_index * s.chunk;
+    const std::int64_t end =
+        row_start + (s.row_length < (chunk_index + 1) * s.chunk ? s.row_length
+                                                                : (chunk_index + 1) * s.chunk);
+    double kl_sum = 0.0;
+    for_each_in_tile(
+        begin, end, s.vectorized,
+        [&](std::int64_t i) {
+          const Quad<T> m = load_quad(mu + i), l = load_quad(logvar + i);
+          Normal4 eps{};
+          if constexpr (kWriteZ)
+            eps = philox_normal4(s.seed, s.offset, static_cast<std::uint64_t>(i) / 4);
+          Quad<T> out;
+#pragma unroll
+          for (int k = 0; k < 4; ++k)
+            out.v[k] = forward_element(m.v[k], l.v[k], eps.v[k], s, kl_sum, bad);
+          if constexpr (kWriteZ) store_quad(z + i, out);
+        },
+        [&](std::int64_t i) {
+          const double eps = kWriteZ ? philox_normal(s.seed, s.offset, i) : 0.0;
+          const T out = forward_element(mu[i], logvar[i], eps, s, kl_sum, bad);
+          if constexpr (kWriteZ) z[i] = out;
+        });
+    if constexpr (kWriteKl) {
+      const double total = block_sum(kl_sum);
+      if (threadIdx.x == 0) {
+        if (s.chunks == 1) {
+          kl[row] = static_cast<T>(total);
+        } else {
+          partial[tile] = total;
+        }
+      }
+    }
+  }
+  if (bad != 0 && nonfinite != nullptr) atomicOr(nonfinite, bad);
+}
+
+// KL[n] = Σ_c partial[n·chunks + c], in order. One thread per row, grid-stride.
+template <class T>
+__global__ void kl_finish_kernel(const double* partial, std::int64_t rows, std::int64_t chunks,
+                                 T* kl) {
+  for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       row < rows; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double total = 0.0;
+    for (std::int64_t c = 0; c < chunks; ++c) total += partial[row * chunks + c];
+    kl[row] = static_cast<T>(total);
+  }
+}
+
+// Backward. Same tiles as the forward. kHasDz: dL/dz flows in (else only the KL's
+// gradient); kHasDkl: dL/dKL [N] flows in (else only z's). Writes dL/dμ and dL/dℓ.
+template <class T, bool kHasDz, bool kHasDkl>
+__global__ void reparam_kl_backward_kernel(const T* mu, const T* logvar, const T* dz,
+                                           const T* dkl, T* dmu, T* dlogvar, ReparamShape s) {
+  using namespace reparam_detail;
+  for (std::int64_t tile = blockIdx.x; tile < s.tiles; tile += gridDim.x) {
+    const std::int64_t row = tile / s.chunks, chunk_index = tile % s.chunks;
+    const std::int64_t row_start = row * s.row_length;
+    const std::int64_t begin = row_start + chunk_index * s.chunk;
+    const std::int64_t end =
+        row_start + (s.row_length < (chunk_index + 1) * s.chunk ? s.row_length
+                                                                : (chunk_index + 1) * s.chunk);
+    T g = T(0);
+    if constexpr (kHasDkl) g = dkl[row];
+    for_each_in_tile(
+        begin, end, s.vectorized,
+        [&](std::int64_t i) {
+          const Quad<T> m = load_quad(mu + i), l = load_quad(logvar + i);
+          Quad<T> d{};
+          Normal4 eps{};
+          if constexpr (kHasDz) {
+            d = load_quad(dz + i);
+            eps = philox_normal4(s.seed, s.offset, static_cast<std::uint64_t>(i) / 4);
+          }
+          Quad<T> out_mu, out_lv;
+#pragma unroll
+          for (int k = 0; k < 4; ++k)
+            backward_element<T, kHasDz, kHasDkl>(m.v[k], l.v[k], d.v[k], g, eps.v[k], s,
+                                                 out_mu.v[k], out_lv.v[k]);
+          store_quad(dmu + i, out_mu);
+          store_quad(dlogvar + i, out_lv);
+        },
+        [&](std::int64_t i) {
+          const T d = kHasDz ? dz[i] : T(0);
+          const double eps = kHasDz ? philox_normal(s.seed, s.offset, i) : 0.0;
+          backward_element<T, kHasDz, kHasDkl>(mu[i], logvar[i], d, g, eps, s, dmu[i],
+                                               dlogvar[i]);
+        });
+  }
+}
+
+}  // namespace latent::kernels

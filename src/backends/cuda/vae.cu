@@ -1,0 +1,151 @@
+// The cuda side of the VAE primitives (src/backends/vae.h): tiles, launch shapes and the
+// launches of kernels/reparam.cuh. Built by nvcc for a GPU, or by the host compiler for the
+// SIMT executor (docs/simt.md).
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/backend.h"
+#include "backends/cuda/launch.h"
+#include "backends/vae.h"
+#include "kernels/reparam.cuh"
+
+namespace latent::cuda {
+namespace {
+
+static_assert(kernels::kNonfiniteMu == kReparamNonfiniteMu &&
+                  kernels::kNonfiniteLogvar == kReparamNonfiniteLogvar,
+              "the kernel's non-finite flags must match src/backends/vae.h");
+
+// A tile is at most 8192 elements: 256 threads × 8 groups of 4, enough work per block to
+// hide latency, and small enough that a long row still spreads over many blocks.
+constexpr std::int64_t kMaxChunk = 8192;
+constexpr int kMaxThreads = kernels::kReduceThreads;  // block_sum's limit
+
+bool aligned16(const Tensor& t) {
+  return !t.defined() || reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+struct Launch {
+  kernels::ReparamShape shape;
+  int threads = 32;
+  dim3 grid;
+};
+
+// rows × row_length elements. With per_row = false (no KL involved) the whole tensor is one
+// row, which gives every tile full 16-byte groups whatever the latent shape.
+Launch plan(const ReparamConfig& config, const Tensor& mu, bool per_row,
+            std::initializer_list<const Tensor*> operands) {
+  Launch l;
+  kernels::ReparamShape& s = l.shape;
+  const std::int64_t rows = per_row ? mu.size(0) : 1;
+  s.seed = config.key.seed;
+  s.offset = config.key.offset;
+  s.logvar_min = config.logvar_min;
+  s.logvar_max = config.logvar_max;
+  s.row_length = mu.numel() / rows;
+  s.chunk = std::min(kMaxChunk, (s.row_length + 3) / 4 * 4);
+  s.chunks = (s.row_length + s.chunk - 1) / s.chunk;
+  s.tiles = rows * s.chunks;
+  bool aligned = rows == 1 || s.row_length % 4 == 0;
+  for (const Tensor* t : operands) aligned = aligned && aligned16(*t);
+  s.vectorized = aligned;
+  // One thread per group of 4 elements of a tile, rounded up to whole warps.
+  const std::int64_t groups = s.chunk / 4;
+  std::int64_t threads = 32;
+  while (threads < groups && threads < kMaxThreads) threads *= 2;
+  l.threads = static_cast<int>(threads);
+  l.grid = grid_for(s.tiles * threads, l.threads);
+  return l;
+}
+
+template <class F>
+void dispatch_floating(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default: LATENT_FAIL("cuda ", what, ": expected float32 or float64, got ", dtype_name(dtype));
+  }
+}
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+}  // namespace
+
+int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
+                       const Tensor& z, const Tensor& kl) {
+  backend::Backend& be = backend::get(mu.device());  // a clear error when there is no GPU
+  const bool with_z = z.defined(), with_kl = kl.defined();
+  LATENT_CHECK(with_z || with_kl, "cuda reparam_kl_forward: nothing to compute");
+  const Launch l = plan(config, mu, with_kl, {&mu, &logvar, &z});
+  const kernels::ReparamShape& s = l.shape;
+
+  Tensor flag, partial;
+  if (config.check_finite) {
+    flag = empty({1}, DType::i32, mu.device());
+    be.fill(flag, 0.0);
+  }
+  if (with_kl && s.chunks > 1) partial = empty({s.tiles}, DType::f64, mu.device());
+  int* flag_ptr = ptr<int>(flag);
+  double* partial_ptr = ptr<double>(partial);
+
+  dispatch_floating(mu.dtype(), "reparam_kl_forward", [&](auto zero) {
+    using T = decltype(zero);
+    const T* m = ptr<T>(mu);
+    const T* lv = ptr<T>(logvar);
+    if (with_z && with_kl) {
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, true>), l.grid, l.threads, 0,
+                    nullptr, m, lv, ptr<T>(z), ptr<T>(kl), partial_ptr, flag_ptr, s);
+    } else if (with_z) {
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, false>), l.grid, l.threads, 0,
+                    nullptr, m, lv, ptr<T>(z), static_cast<T*>(nullptr), partial_ptr, flag_ptr,
+                    s);
+    } else {
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, false, true>), l.grid, l.threads, 0,
+                    nullptr, m, lv, static_cast<T*>(nullptr), ptr<T>(kl), partial_ptr, flag_ptr,
+                    s);
+    }
+    if (with_kl && s.chunks > 1) {
+      const std::int64_t rows = mu.size(0);
+      LATENT_LAUNCH(kernels::kl_finish_kernel<T>, grid_for(rows), 256, 0, nullptr,
+                    static_cast<const double*>(partial_ptr), rows, s.chunks, ptr<T>(kl));
+    }
+  });
+
+  int nonfinite = 0;
+  if (config.check_finite) be.copy_to_host(&nonfinite, flag.data_ptr(), sizeof nonfinite);
+  return nonfinite;
+}
+
+void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
+                         const Tensor& dL_dz, const Tensor& dL_dkl, const Tensor& dL_dmu,
+                         const Tensor& dL_dlogvar) {
+  backend::get(mu.device());
+  const bool has_dz = dL_dz.defined(), has_dkl = dL_dkl.defined();
+  LATENT_CHECK(has_dz || has_dkl, "cuda reparam_kl_backward: no gradient to propagate");
+  const Launch l =
+      plan(config, mu, has_dkl, {&mu, &logvar, &dL_dz, &dL_dmu, &dL_dlogvar});
+  dispatch_floating(mu.dtype(), "reparam_kl_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const T* m = ptr<T>(mu);
+    const T* lv = ptr<T>(logvar);
+    const T* dz = ptr<T>(dL_dz);
+    const T* dkl = ptr<T>(dL_dkl);
+    T* dmu = ptr<T>(dL_dmu);
+    T* dlv = ptr<T>(dL_dlogvar);
+    if (has_dz && has_dkl) {
+      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, true>), l.grid, l.threads, 0,
+                    nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+    } else if (has_dz) {
+      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, false>), l.grid, l.threads,
+                    0, nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+    } else {
+      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, false, true>), l.grid, l.threads,
+                    0, nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+    }
+  });
+}
+
+}  // namespace latent::cuda

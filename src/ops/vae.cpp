@@ -1,0 +1,160 @@
+// The VAE ops: reparameterize, gaussian_kl and the fused reparameterize_kl.
+//
+// All three validate, make mu and logvar contiguous, allocate the outputs and call one
+// primitive pair of src/backends/vae.h on the inputs' device. Their backward closures keep
+// mu and logvar (detached) and the Philox key, never ε: the backward kernel draws ε again.
+//
+// The fused op has two outputs and one backward kernel that wants both gradients at once
+// (dL/dz and dL/dkl). Autograd calls a node per output, so the two nodes cooperate:
+//   - kl's node K has inputs (mu, logvar);
+//   - z's node Z has inputs (mu, logvar, kl): kl is a (gradient-free) input of z, so the
+//     topological order always runs Z before K.
+// Z only parks dL/dz in a context shared with K and sends K a zero gradient of shape [N]
+// (N floats, so K runs even when the loss does not use kl). K then launches the one fused
+// backward with dL/dz (if Z ran) and dL/dkl, and returns dL/dmu and dL/dlogvar.
+#include <cmath>
+#include <memory>
+
+#include "backends/backend.h"
+#include "backends/vae.h"
+#include "latent/autograd.h"
+#include "latent/ops.h"
+#include "latent/vae.h"
+
+namespace latent {
+namespace {
+
+struct Prepared {
+  Tensor mu, logvar;  // contiguous (differentiable copies when the inputs were views)
+  ReparamConfig config;
+};
+
+Prepared prepare(const char* op, const Tensor& mu, const Tensor& logvar, PhiloxKey key,
+                 const ReparamOptions& options) {
+  LATENT_CHECK(mu.defined() && logvar.defined(), op, ": undefined mu or logvar");
+  LATENT_CHECK(is_floating(mu.dtype()) && mu.dtype() == logvar.dtype(), op,
+               ": mu and logvar must share a float32 or float64 dtype, got ",
+               dtype_name(mu.dtype()), " and ", dtype_name(logvar.dtype()));
+  LATENT_CHECK(mu.shape() == logvar.shape(), op, ": mu ", shape_str(mu.shape()),
+               " and logvar ", shape_str(logvar.shape()), " must have the same shape");
+  LATENT_CHECK(mu.device() == logvar.device(), op, ": mu is on ", mu.device().str(),
+               ", logvar on ", logvar.device().str());
+  LATENT_CHECK(mu.dim() >= 1 && mu.size(0) > 0, op,
+               ": expected a non-empty batch [N, ...] with N >= 1, got ", shape_str(mu.shape()));
+  LATENT_CHECK(mu.numel() > 0, op, ": a sample of shape ", shape_str(mu.shape()),
+               " has no latent dimensions");
+  LATENT_CHECK(options.logvar_min <= options.logvar_max, op, ": logvar clamp [",
+               options.logvar_min, ", ", options.logvar_max, "] is empty");
+  Prepared p;
+  p.mu = mu.contiguous();
+  p.logvar = logvar.contiguous();
+  p.config.key = key;
+  p.config.logvar_min = options.logvar_min;
+  p.config.logvar_max = options.logvar_max;
+  p.config.check_finite = options.check_finite;
+  return p;
+}
+
+void forward(const char* op, const Prepared& p, const Tensor& z, const Tensor& kl) {
+  const int nonfinite = p.mu.device().is_cuda()
+                            ? cuda::reparam_kl_forward(p.config, p.mu, p.logvar, z, kl)
+                            : cpu::reparam_kl_forward(p.config, p.mu, p.logvar, z, kl);
+  LATENT_CHECK((nonfinite & kReparamNonfiniteLogvar) == 0, op, ": logvar ",
+               shape_str(p.logvar.shape()), " holds NaN or Inf");
+  LATENT_CHECK((nonfinite & kReparamNonfiniteMu) == 0, op, ": mu ", shape_str(p.mu.shape()),
+               " holds NaN or Inf");
+}
+
+// dL/dmu and dL/dlogvar from dL/dz and/or dL/dkl (either may be undefined).
+std::vector<Tensor> backward(const ReparamConfig& config, const Tensor& mu,
+                             const Tensor& logvar, const Tensor& dL_dz, const Tensor& dL_dkl) {
+  const Tensor dz = dL_dz.defined() ? dL_dz.contiguous() : Tensor();
+  const Tensor dkl = dL_dkl.defined() ? dL_dkl.contiguous() : Tensor();
+  Tensor dmu = empty_like(mu), dlogvar = empty_like(logvar);
+  if (mu.device().is_cuda()) {
+    cuda::reparam_kl_backward(config, mu, logvar, dz, dkl, dmu, dlogvar);
+  } else {
+    cpu::reparam_kl_backward(config, mu, logvar, dz, dkl, dmu, dlogvar);
+  }
+  return {dmu, dlogvar};
+}
+
+void check_gradient(const char* op, const Tensor& g, const Tensor& like) {
+  LATENT_CHECK(g.shape() == like.shape() && g.dtype() == like.dtype() &&
+                   g.device() == like.device(),
+               op, " backward: gradient ", shape_str(g.shape()), " ", dtype_name(g.dtype()),
+               " on ", g.device().str(), " for an output ", shape_str(like.shape()), " ",
+               dtype_name(like.dtype()), " on ", like.device().str());
+}
+
+}  // namespace
+
+Tensor reparameterize(const Tensor& mu, const Tensor& logvar, PhiloxKey key,
+                      const ReparamOptions& options) {
+  const Prepared p = prepare("reparameterize", mu, logvar, key, options);
+  Tensor z = empty(p.mu.shape(), p.mu.dtype(), p.mu.device());
+  forward("reparameterize", p, z, Tensor());
+  const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
+  const ReparamConfig config = p.config;
+  return record(z, "reparameterize", {p.mu, p.logvar},
+                [saved_mu, saved_logvar, config](const Tensor& dL_dz) {
+                  check_gradient("reparameterize", dL_dz, saved_mu);
+                  return backward(config, saved_mu, saved_logvar, dL_dz, Tensor());
+                });
+}
+
+Tensor reparameterize(const Tensor& mu, const Tensor& logvar, Generator& gen,
+                      const ReparamOptions& options) {
+  return reparameterize(mu, logvar, gen.next(), options);
+}
+
+Tensor gaussian_kl(const Tensor& mu, const Tensor& logvar, const ReparamOptions& options) {
+  const Prepared p = prepare("gaussian_kl", mu, logvar, PhiloxKey{}, options);
+  Tensor kl = empty({p.mu.size(0)}, p.mu.dtype(), p.mu.device());
+  forward("gaussian_kl", p, Tensor(), kl);
+  const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
+  const ReparamConfig config = p.config;
+  return record(kl, "gaussian_kl", {p.mu, p.logvar},
+                [saved_mu, saved_logvar, config, rows = kl.shape()](const Tensor& dL_dkl) {
+                  LATENT_CHECK(dL_dkl.shape() == rows, "gaussian_kl backward: gradient ",
+                               shape_str(dL_dkl.shape()), " for an output ", shape_str(rows));
+                  return backward(config, saved_mu, saved_logvar, Tensor(), dL_dkl);
+                });
+}
+
+ReparamKl reparameterize_kl(const Tensor& mu, const Tensor& logvar, PhiloxKey key,
+                            const ReparamOptions& options) {
+  const Prepared p = prepare("reparameterize_kl", mu, logvar, key, options);
+  Tensor z = empty(p.mu.shape(), p.mu.dtype(), p.mu.device());
+  Tensor kl = empty({p.mu.size(0)}, p.mu.dtype(), p.mu.device());
+  forward("reparameterize_kl", p, z, kl);
+
+  // dL/dz parked by z's node for kl's node (see the top of this file).
+  struct Context {
+    Tensor dL_dz;
+  };
+  auto context = std::make_shared<Context>();
+  const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
+  const ReparamConfig config = p.config;
+  kl = record(kl, "reparameterize_kl.kl", {p.mu, p.logvar},
+              [context, saved_mu, saved_logvar, config](const Tensor& dL_dkl) {
+                const Tensor dL_dz = context->dL_dz;
+                context->dL_dz = Tensor();
+                return backward(config, saved_mu, saved_logvar, dL_dz, dL_dkl);
+              });
+  const Tensor kl_shape_like = kl.detach();
+  z = record(z, "reparameterize_kl.z", {p.mu, p.logvar, kl},
+             [context, saved_mu, kl_shape_like](const Tensor& dL_dz) {
+               check_gradient("reparameterize_kl", dL_dz, saved_mu);
+               context->dL_dz = dL_dz;
+               return std::vector<Tensor>{Tensor(), Tensor(), zeros_like(kl_shape_like)};
+             });
+  return {z, kl};
+}
+
+ReparamKl reparameterize_kl(const Tensor& mu, const Tensor& logvar, Generator& gen,
+                            const ReparamOptions& options) {
+  return reparameterize_kl(mu, logvar, gen.next(), options);
+}
+
+}  // namespace latent

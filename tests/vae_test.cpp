@@ -1,0 +1,691 @@
+// The VAE ops (reparameterize, gaussian_kl, the fused reparameterize_kl) on every backend
+// against plain loops and finite differences, the KL against a hand calculation and a
+// Monte-Carlo estimate, bad input, and the VAE model: shapes, schedules, a training smoke
+// test on generated data, the pictures and the CLI.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "kernels/philox_normal.cuh"
+#include "latent/latent.h"
+#include "latent/vae.h"
+#include "test_util.h"
+
+namespace latent {
+namespace {
+
+using test::all_close;
+using test::values_of;
+
+const Device kCpu = Device::cpu();
+const Device kCuda = Device::cuda(0);
+const std::vector<Device> kDevices = {kCpu, kCuda};
+
+// Every new allocation on both backends is filled with NaN bytes while a test runs, so an
+// output element a kernel forgot to write cannot pass.
+class Poisoned : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend::get(kCpu).set_poison_allocations(true);
+    backend::get(kCuda).set_poison_allocations(true);
+  }
+  void TearDown() override {
+    backend::get(kCpu).set_poison_allocations(false);
+    backend::get(kCuda).set_poison_allocations(false);
+  }
+};
+
+// ------------------------------------------------------------------ the reference
+
+struct Reference {
+  std::vector<double> z, kl;
+};
+
+// z and the per-row KL in float64 with plain loops, straight from the definitions.
+Reference reference(const std::vector<double>& mu, const std::vector<double>& logvar,
+                    std::int64_t rows, PhiloxKey key, double lo = -30.0, double hi = 20.0) {
+  Reference r;
+  const std::int64_t cols = static_cast<std::int64_t>(mu.size()) / rows;
+  r.z.resize(mu.size());
+  r.kl.assign(rows, 0.0);
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(mu.size()); ++i) {
+    const double lc = std::min(std::max(logvar[i], lo), hi);
+    const double eps = kernels::philox_normal(key.seed, key.offset, static_cast<std::uint64_t>(i));
+    r.z[i] = mu[i] + std::exp(0.5 * lc) * eps;
+    r.kl[i / cols] += 0.5 * (mu[i] * mu[i] + std::exp(lc) - lc - 1.0);
+  }
+  return r;
+}
+
+struct Inputs {
+  Tensor mu, logvar;
+};
+
+Inputs random_inputs(const Shape& shape, std::uint64_t seed, DType dtype, Device device) {
+  Generator gen(seed);
+  return {uniform(shape, -2.0, 2.0, gen, dtype).to(device),
+          uniform(shape, -3.0, 3.0, gen, dtype).to(device)};
+}
+
+// Latent shapes: one element, single-element rows, odd row lengths (no 16-byte path),
+// the model's grids, rows longer than a tile (several chunks per row, vectorized or not),
+// and a million-element row.
+const std::vector<Shape> kShapes = {{1, 1},       {31},        {3, 33},     {2, 5, 7},
+                                    {4, 4, 7, 7}, {2, 20001},  {3, 16384},  {1, 1000003}};
+
+double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-6 : 1e-13; }
+
+// ------------------------------------------------------------------ forward
+
+using ReparamForward = Poisoned;
+
+TEST_F(ReparamForward, MatchesTheDefinitionOnEveryBackend) {
+  const PhiloxKey key{1234, 56};
+  for (Device device : kDevices) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      for (const Shape& shape : kShapes) {
+        const Inputs in = random_inputs(shape, 7, dtype, device);
+        const Reference ref =
+            reference(values_of(in.mu), values_of(in.logvar), shape[0], key);
+        const ReparamKl fused = reparameterize_kl(in.mu, in.logvar, key);
+        const double tol = tolerance(dtype);
+        EXPECT_EQ(fused.z.shape(), shape);
+        EXPECT_EQ(fused.kl.shape(), (Shape{shape[0]}));
+        EXPECT_TRUE(all_close(fused.z, ref.z, tol, tol))
+            << device.str() << " " << dtype_name(dtype) << " " << shape_str(shape);
+        EXPECT_TRUE(all_close(fused.kl, ref.kl, tol, tol))
+            << device.str() << " " << dtype_name(dtype) << " " << shape_str(shape);
+        // The separate ops compute the same numbers the same way: bitwise equal.
+        EXPECT_TRUE(test::identical(reparameterize(in.mu, in.logvar, key), fused.z));
+        EXPECT_TRUE(test::identical(gaussian_kl(in.mu, in.logvar), fused.kl));
+      }
+    }
+  }
+}
+
+TEST_F(ReparamForward, CudaMatchesCpu) {
+  const PhiloxKey key{99, 3};
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (const Shape& shape : kShapes) {
+      const Inputs in = random_inputs(shape, 11, dtype, kCpu);
+      const ReparamKl on_cpu = reparameterize_kl(in.mu, in.logvar, key);
+      const ReparamKl on_cuda = reparameterize_kl(in.mu.to(kCuda), in.logvar.to(kCuda), key);
+      const double tol = tolerance(dtype);
+      EXPECT_TRUE(all_close(on_cuda.z, values_of(on_cpu.z), tol, tol)) << shape_str(shape);
+      EXPECT_TRUE(all_close(on_cuda.kl, values_of(on_cpu.kl), tol, tol)) << shape_str(shape);
+    }
+  }
+}
+
+TEST_F(ReparamForward, ClampsLogvar) {
+  for (Device device : kDevices) {
+    const Tensor mu = zeros({1, 4}, DType::f64, device);
+    const Tensor logvar = from_vector<double>({-45.0, -30.0, 20.0, 27.0}, {1, 4}).to(device);
+    const PhiloxKey key{5, 5};
+    const std::vector<double> z = values_of(reparameterize(mu, logvar, key));
+    const double clamped[4] = {-30.0, -30.0, 20.0, 20.0};
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_NEAR(z[i], std::exp(0.5 * clamped[i]) * kernels::philox_normal(5, 5, i),
+                  1e-12 * std::exp(0.5 * clamped[i]));
+    }
+    double kl = 0.0;
+    for (double lc : clamped) kl += 0.5 * (std::exp(lc) - lc - 1.0);
+    EXPECT_NEAR(gaussian_kl(mu, logvar).item(), kl, 1e-12 * kl) << device.str();
+    ReparamOptions wide;
+    wide.logvar_min = -50.0;
+    wide.logvar_max = 30.0;
+    EXPECT_GT(gaussian_kl(mu, logvar, wide).item(), kl);
+  }
+}
+
+// ------------------------------------------------------------------ the KL itself
+
+TEST(Kl, ClosedFormByHand) {
+  // Sample 0: μ = (1, 0), σ² = (1, 4):  ½(1 + 1 − 0 − 1) + ½(0 + 4 − ln 4 − 1) = 2 − ln 2.
+  // Sample 1: the prior itself: 0.
+  const Tensor mu = from_vector<double>({1.0, 0.0, 0.0, 0.0}, {2, 2});
+  const Tensor logvar = from_vector<double>({0.0, std::log(4.0), 0.0, 0.0}, {2, 2});
+  for (Device device : kDevices) {
+    const std::vector<double> kl = values_of(gaussian_kl(mu.to(device), logvar.to(device)));
+    EXPECT_NEAR(kl[0], 2.0 - std::log(2.0), 1e-15) << device.str();
+    EXPECT_EQ(kl[1], 0.0) << device.str();
+  }
+}
+
+// KL(q ‖ p) = E_q[log q(z) − log p(z)] = E[−½ε² − ½ℓ + ½z²] (the ½ log 2π cancel).
+TEST(Kl, MatchesAMonteCarloEstimate) {
+  const std::int64_t samples = 200000;
+  const std::vector<std::pair<double, double>> cases = {{0.0, 0.0}, {1.5, -1.0}, {-0.7, 1.2}};
+  for (Device device : kDevices) {
+    for (auto [m, lv] : cases) {
+      const Tensor mu = full({samples, 1}, m, DType::f64, device);
+      const Tensor logvar = full({samples, 1}, lv, DType::f64, device);
+      const PhiloxKey key{321, 0};
+      const std::vector<double> z = values_of(reparameterize(mu, logvar, key));
+      const double sigma = std::exp(0.5 * lv);
+      double sum = 0, sum_sq = 0;
+      for (double zi : z) {
+        const double eps = (zi - m) / sigma;
+        const double log_ratio = -0.5 * eps * eps - 0.5 * lv + 0.5 * zi * zi;
+        sum += log_ratio;
+        sum_sq += log_ratio * log_ratio;
+      }
+      const double estimate = sum / samples;
+      const double standard_error =
+          std::sqrt((sum_sq / samples - estimate * estimate) / samples);
+      const double exact = gaussian_kl(mu.narrow(0, 0, 1), logvar.narrow(0, 0, 1)).item();
+      EXPECT_NEAR(exact, 0.5 * (m * m + std::exp(lv) - lv - 1.0), 1e-14);
+      EXPECT_NEAR(estimate, exact, 5.0 * standard_error + 1e-12)
+          << device.str() << " mu " << m << " logvar " << lv;
+    }
+  }
+}
+
+TEST(Kl, ReductionIsBitwiseRepeatable) {
+  for (Device device : kDevices) {
+    for (const Shape& shape : {Shape{3, 100003}, Shape{64, 196}, Shape{2, 16384}}) {
+      const Inputs in = random_inputs(shape, 3, DType::f32, device);
+      const Tensor first = gaussian_kl(in.mu, in.logvar);
+      const ReparamKl fused = reparameterize_kl(in.mu, in.logvar, PhiloxKey{1, 1});
+      for (int run = 0; run < 3; ++run) {
+        EXPECT_TRUE(test::identical(gaussian_kl(in.mu, in.logvar), first)) << shape_str(shape);
+        const ReparamKl again = reparameterize_kl(in.mu, in.logvar, PhiloxKey{1, 1});
+        EXPECT_TRUE(test::identical(again.kl, fused.kl));
+        EXPECT_TRUE(test::identical(again.z, fused.z));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ gradients
+
+// A narrow clamp, so that finite differences see both bounds without the huge values of
+// exp(20) (whose rounding error would swamp the differences), and log-variances away from
+// the bounds (where the derivative jumps), some beyond them.
+ReparamOptions narrow_clamp() {
+  ReparamOptions o;
+  o.logvar_min = -4.5;
+  o.logvar_max = 2.5;
+  return o;
+}
+Tensor logvar_for_gradients(const Shape& shape, Generator& gen) {
+  return test::from_intervals(shape, gen, {{-3.5, 2.0}, {-6.0, -5.0}, {3.0, 4.0}});
+}
+
+TEST(ReparamBackward, FiniteDifferences) {
+  Generator gen(17);
+  const PhiloxKey key{77, 7};
+  const ReparamOptions clamp = narrow_clamp();
+  for (const Shape& shape : {Shape{3, 5}, Shape{2, 2, 3}, Shape{1, 9}}) {
+    const Tensor mu = test::uniform_tensor(shape, gen, -1.5, 1.5);
+    const Tensor logvar = logvar_for_gradients(shape, gen);
+    test::GradCheckOptions options;
+    options.rtol = 1e-6;
+    options.atol = 1e-7;
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) { return reparameterize(x[0], x[1], key, clamp); },
+        {mu, logvar}, gen, options))
+        << "reparameterize " << shape_str(shape);
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) { return gaussian_kl(x[0], x[1], clamp); }, {mu, logvar},
+        gen, options))
+        << "gaussian_kl " << shape_str(shape);
+    // The fused op: z alone, the KL alone, and both (each routes the gradient differently).
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) { return reparameterize_kl(x[0], x[1], key, clamp).z; },
+        {mu, logvar}, gen, options))
+        << "reparameterize_kl z " << shape_str(shape);
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) { return reparameterize_kl(x[0], x[1], key, clamp).kl; },
+        {mu, logvar}, gen, options))
+        << "reparameterize_kl kl " << shape_str(shape);
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) {
+          const ReparamKl r = reparameterize_kl(x[0], x[1], key, clamp);
+          return concat({r.z.flatten(), mul(r.kl, 3.0)}, 0);
+        },
+        {mu, logvar}, gen, options))
+        << "reparameterize_kl z and kl " << shape_str(shape);
+  }
+}
+
+// Gradients of  L = Σ z·w + Σ kl·v  on a device, through the fused op or the separate ones.
+struct Grads {
+  std::vector<double> mu, logvar;
+};
+Grads gradients(const Inputs& in, const Tensor& w, const Tensor& v, PhiloxKey key, bool fused) {
+  const Tensor mu = in.mu.detach().requires_grad_(), logvar = in.logvar.detach().requires_grad_();
+  Tensor z, kl;
+  if (fused) {
+    const ReparamKl r = reparameterize_kl(mu, logvar, key);
+    z = r.z;
+    kl = r.kl;
+  } else {
+    z = reparameterize(mu, logvar, key);
+    kl = gaussian_kl(mu, logvar);
+  }
+  add(sum(mul(z, w)), sum(mul(kl, v))).backward();
+  return {values_of(mu.grad()), values_of(logvar.grad())};
+}
+
+using ReparamBackwardBackends = Poisoned;
+
+TEST_F(ReparamBackwardBackends, CudaMatchesCpuAndFusedMatchesUnfused) {
+  const PhiloxKey key{8, 8};
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (const Shape& shape : kShapes) {
+      if (shape_numel(shape) > 100000) continue;  // the forward test covers the million
+      Generator gen(5);
+      const Inputs in = random_inputs(shape, 21, dtype, kCpu);
+      const Tensor w = uniform(shape, -1.0, 1.0, gen, dtype);
+      const Tensor v = uniform({shape[0]}, -1.0, 1.0, gen, dtype);
+      const Grads reference = gradients(in, w, v, key, true);
+      const double tol = tolerance(dtype);
+      for (Device device : kDevices) {
+        const Inputs on{in.mu.to(device), in.logvar.to(device)};
+        for (bool fused : {true, false}) {
+          const Grads g = gradients(on, w.to(device), v.to(device), key, fused);
+          EXPECT_TRUE(all_close(g.mu, reference.mu, tol, tol))
+              << device.str() << " fused " << fused << " " << shape_str(shape);
+          EXPECT_TRUE(all_close(g.logvar, reference.logvar, tol, tol))
+              << device.str() << " fused " << fused << " " << shape_str(shape);
+        }
+      }
+    }
+  }
+}
+
+// The formulas of the issue: dL/dμ = dL/dz + β·μ, dL/dlogvar = dL/dz·½σε + β·½(e^ℓ − 1),
+// for L = Σ z·w + β·Σ kl, with ε drawn again from its counter.
+TEST(ReparamBackward, FollowsTheClosedForm) {
+  const PhiloxKey key{4, 2};
+  const double beta = 2.5;
+  const Shape shape{3, 8};
+  const Inputs in = random_inputs(shape, 9, DType::f64, kCpu);
+  Generator gen(1);
+  const Tensor w = uniform(shape, -1.0, 1.0, gen, DType::f64);
+  const Grads g = gradients(in, w, full({3}, beta, DType::f64), key, true);
+  const std::vector<double> mu = values_of(in.mu), lv = values_of(in.logvar), wv = values_of(w);
+  for (std::size_t i = 0; i < mu.size(); ++i) {
+    const double sigma = std::exp(0.5 * lv[i]), eps = kernels::philox_normal(4, 2, i);
+    EXPECT_NEAR(g.mu[i], wv[i] + beta * mu[i], 1e-14);
+    EXPECT_NEAR(g.logvar[i], wv[i] * 0.5 * sigma * eps + beta * 0.5 * (std::exp(lv[i]) - 1.0),
+                1e-13);
+  }
+}
+
+// The same numbers as the composition of generic ops (randn, exp, mul, add, ...).
+TEST(ReparamBackward, MatchesTheComposedOps) {
+  for (Device device : kDevices) {
+    const Shape shape{4, 3, 7, 7};
+    const Inputs in = random_inputs(shape, 2, DType::f64, device);
+    Generator noise(31);
+    const PhiloxKey key{noise.seed(), noise.offset()};
+    const Tensor eps = randn(shape, noise, DType::f64, device);
+    const Tensor mu1 = in.mu.detach().requires_grad_(), lv1 = in.logvar.detach().requires_grad_();
+    const Tensor z1 = add(mu1, mul(exp(mul(lv1, 0.5)), eps));
+    const Tensor kl1 = mul(sum(sub(add(square(mu1), exp(lv1)), add(lv1, 1.0)), {1, 2, 3}), 0.5);
+    add(sum(square(z1)), sum(kl1)).backward();
+    const Tensor mu2 = in.mu.detach().requires_grad_(), lv2 = in.logvar.detach().requires_grad_();
+    const ReparamKl r = reparameterize_kl(mu2, lv2, key);
+    add(sum(square(r.z)), sum(r.kl)).backward();
+    EXPECT_TRUE(all_close(r.z, values_of(z1), 1e-14, 1e-14)) << device.str();
+    EXPECT_TRUE(all_close(r.kl, values_of(kl1), 1e-13, 1e-13)) << device.str();
+    EXPECT_TRUE(all_close(mu2.grad(), values_of(mu1.grad()), 1e-13, 1e-13)) << device.str();
+    EXPECT_TRUE(all_close(lv2.grad(), values_of(lv1.grad()), 1e-13, 1e-13)) << device.str();
+  }
+}
+
+// mu and logvar as two halves of one encoder output (views, as the model uses them).
+TEST(ReparamBackward, ThroughViewsOfOneTensor) {
+  Generator gen(3);
+  const Tensor both = test::uniform_tensor({2, 6, 2, 2}, gen, -1.0, 1.0);
+  const PhiloxKey key{6, 1};
+  EXPECT_TRUE(test::check_gradients(
+      [&](const std::vector<Tensor>& x) {
+        const ReparamKl r = reparameterize_kl(x[0].narrow(1, 0, 3), x[0].narrow(1, 3, 3), key);
+        return concat({r.z.flatten(), r.kl}, 0);
+      },
+      {both}, gen));
+}
+
+TEST(ReparamBackward, NothingIsRecordedWithoutGradients) {
+  const Tensor mu = zeros({2, 3}).requires_grad_(), logvar = zeros({2, 3}).requires_grad_();
+  {
+    NoGradGuard no_grad;
+    const ReparamKl r = reparameterize_kl(mu, logvar, PhiloxKey{});
+    EXPECT_FALSE(r.z.grad_fn());
+    EXPECT_FALSE(r.kl.grad_fn());
+  }
+  const ReparamKl r = reparameterize_kl(mu.detach(), logvar.detach(), PhiloxKey{});
+  EXPECT_FALSE(r.z.requires_grad());
+}
+
+// ------------------------------------------------------------------ bad input
+
+TEST(ReparamErrors, BadInputIsAClearError) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (Device device : kDevices) {
+    const Tensor mu = zeros({2, 3}, DType::f32, device);
+    const Tensor logvar = zeros({2, 3}, DType::f32, device);
+    EXPECT_LATENT_ERROR(reparameterize(mu, zeros({2, 4}, DType::f32, device), PhiloxKey{}),
+                        "reparameterize", "[2, 3]", "[2, 4]", "same shape");
+    EXPECT_LATENT_ERROR(gaussian_kl(mu, zeros({3, 2}, DType::f32, device)), "gaussian_kl",
+                        "[3, 2]");
+    EXPECT_LATENT_ERROR(reparameterize_kl(mu, logvar.to(DType::f64), PhiloxKey{}),
+                        "reparameterize_kl", "float32", "float64");
+    EXPECT_LATENT_ERROR(gaussian_kl(zeros({0, 4}, DType::f32, device),
+                                    zeros({0, 4}, DType::f32, device)),
+                        "gaussian_kl", "non-empty batch", "[0, 4]");
+    EXPECT_LATENT_ERROR(reparameterize(zeros({3, 0}, DType::f32, device),
+                                       zeros({3, 0}, DType::f32, device), PhiloxKey{}),
+                        "reparameterize", "no latent dimensions");
+    EXPECT_LATENT_ERROR(gaussian_kl(scalar_tensor(1.0, DType::f32, device),
+                                    scalar_tensor(1.0, DType::f32, device)),
+                        "gaussian_kl", "[N, ...]");
+    for (double bad : {nan, inf, -inf}) {
+      const Tensor bad_logvar = from_vector<double>({0, 0, bad, 0, 0, 0}, {2, 3}).to(device);
+      EXPECT_LATENT_ERROR(gaussian_kl(mu.to(DType::f64), bad_logvar), "gaussian_kl", "logvar",
+                          "NaN or Inf");
+      EXPECT_LATENT_ERROR(reparameterize_kl(mu.to(DType::f64), bad_logvar, PhiloxKey{}),
+                          "reparameterize_kl", "logvar", "NaN or Inf");
+      EXPECT_LATENT_ERROR(reparameterize(bad_logvar, zeros({2, 3}, DType::f64, device), PhiloxKey{}),
+                          "reparameterize", "mu", "NaN or Inf");
+    }
+    ReparamOptions unchecked;
+    unchecked.check_finite = false;
+    const Tensor nan_logvar = from_vector<double>({nan, 0, 0, 0, 0, 0}, {2, 3}).to(device);
+    EXPECT_TRUE(std::isnan(gaussian_kl(mu.to(DType::f64), nan_logvar, unchecked)
+                               .narrow(0, 0, 1)
+                               .item()));
+    ReparamOptions empty_clamp;
+    empty_clamp.logvar_min = 1.0;
+    empty_clamp.logvar_max = 0.0;
+    EXPECT_LATENT_ERROR(gaussian_kl(mu, logvar, empty_clamp), "gaussian_kl", "clamp");
+    EXPECT_LATENT_ERROR(gaussian_kl(zeros({2, 3}, DType::i32, device),
+                                    zeros({2, 3}, DType::i32, device)),
+                        "gaussian_kl", "int32");
+  }
+  EXPECT_LATENT_ERROR(gaussian_kl(zeros({2, 3}), zeros({2, 3}, DType::f32, kCuda)),
+                      "gaussian_kl", "cpu", "cuda");
+  EXPECT_LATENT_ERROR(gaussian_kl(Tensor(), zeros({2, 3})), "gaussian_kl", "undefined");
+}
+
+// ------------------------------------------------------------------ the model
+
+// Images of one soft blob at a random position: two factors of variation, so a good VAE
+// needs only a few nats of KL, far fewer than its randomly initialized encoder starts with.
+Dataset blob_images(std::int64_t n, std::uint64_t seed) {
+  Generator gen(seed);
+  const std::vector<double> centres = values_of(uniform({n, 2}, 7.0, 21.0, gen, DType::f64));
+  std::vector<float> pixels(static_cast<std::size_t>(n) * 784);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int y = 0; y < 28; ++y) {
+      for (int x = 0; x < 28; ++x) {
+        const double dx = x - centres[2 * i], dy = y - centres[2 * i + 1];
+        pixels[i * 784 + y * 28 + x] = static_cast<float>(std::exp(-(dx * dx + dy * dy) / 18.0));
+      }
+    }
+  }
+  std::vector<std::int32_t> labels(n);
+  for (std::int64_t i = 0; i < n; ++i)
+    labels[i] = static_cast<std::int32_t>(centres[2 * i] < 14 ? 0 : 1) +
+                2 * static_cast<std::int32_t>(centres[2 * i + 1] < 14 ? 0 : 1);
+  return {from_vector(pixels, {n, 1, 28, 28}), from_vector(labels, {n})};
+}
+
+models::VaeConfig small_config() {
+  models::VaeConfig c;
+  c.net.hidden_channels = 4;
+  c.net.latent_channels = 2;
+  return c;
+}
+
+TEST(VaeModel, ShapesOfEveryPath) {
+  const Dataset data = blob_images(6, 1);
+  for (bool flat : {false, true}) {
+    models::VaeConfig c = small_config();
+    c.flat = flat;
+    c.latent_dim = 3;
+    Generator gen(0);
+    models::Vae model(c, gen);
+    const Shape latent = flat ? Shape{6, 3} : Shape{6, 2, 7, 7};
+    const models::Vae::Posterior q = model.encode(data.images);
+    EXPECT_EQ(q.mu.shape(), latent);
+    EXPECT_EQ(q.logvar.shape(), latent);
+    EXPECT_EQ(model.decode_logits(q.mu).shape(), (Shape{6, 1, 28, 28}));
+    const std::vector<double> recon = values_of(model.reconstruct(data.images));
+    for (double v : recon) ASSERT_TRUE(v >= 0.0 && v <= 1.0);
+    Generator g(1);
+    EXPECT_EQ(model.sample(5, g).shape(), (Shape{5, 1, 28, 28}));
+    const models::TrainableModel::StepOutput out = model.training_step(data.images, 0);
+    EXPECT_EQ(out.loss.numel(), 1);
+    for (const char* key : {"recon", "kl", "neg_elbo_nats", "beta"})
+      EXPECT_TRUE(out.metrics.count(key)) << key;
+    EXPECT_NEAR(out.metrics.at("neg_elbo_nats"), out.metrics.at("recon") + out.metrics.at("kl"),
+                1e-9);
+  }
+}
+
+TEST(VaeModel, KlWeightSchedules) {
+  Generator gen(0);
+  models::VaeConfig c = small_config();
+  c.beta = 4.0;
+  EXPECT_EQ(models::Vae(c, gen).kl_weight(0), 4.0);
+  c.kl_warmup = 100;
+  models::Vae warm(c, gen);
+  EXPECT_EQ(warm.kl_weight(0), 0.0);
+  EXPECT_DOUBLE_EQ(warm.kl_weight(25), 1.0);
+  EXPECT_EQ(warm.kl_weight(100), 4.0);
+  EXPECT_EQ(warm.kl_weight(5000), 4.0);
+  c.kl_warmup = 0;
+  c.kl_cycle = 40;
+  models::Vae cyclic(c, gen);
+  EXPECT_EQ(cyclic.kl_weight(0), 0.0);
+  EXPECT_DOUBLE_EQ(cyclic.kl_weight(10), 2.0);
+  EXPECT_EQ(cyclic.kl_weight(20), 4.0);
+  EXPECT_EQ(cyclic.kl_weight(39), 4.0);
+  EXPECT_EQ(cyclic.kl_weight(40), 0.0);
+}
+
+TEST(VaeModel, BadConfigIsAClearError) {
+  Generator gen(0);
+  models::VaeConfig c = small_config();
+  c.loss = "l1";
+  EXPECT_LATENT_ERROR(models::Vae(c, gen), "Vae", "l1");
+  c = small_config();
+  c.beta = -1;
+  EXPECT_LATENT_ERROR(models::Vae(c, gen), "beta");
+  c = small_config();
+  c.flat = true;
+  c.latent_dim = 0;
+  EXPECT_LATENT_ERROR(models::Vae(c, gen), "latent_dim");
+  c = small_config();
+  c.free_bits = -0.5;
+  EXPECT_LATENT_ERROR(models::Vae(c, gen), "free_bits");
+  train::Config config;
+  config.model = "vae";
+  config.latent = "round";
+  EXPECT_LATENT_ERROR(train::make_model(config, gen), "vae", "round");
+}
+
+// Mean of a metric over steps [begin, end) of a run.
+double window_mean(const std::vector<std::map<std::string, double>>& log, const char* key,
+                   std::size_t begin, std::size_t end) {
+  double total = 0;
+  for (std::size_t i = begin; i < end; ++i) total += log[i].at(key);
+  return total / static_cast<double>(end - begin);
+}
+
+// Trains on the blob images, batches of 16, AdamW at 3e-3.
+std::vector<std::map<std::string, double>> train_blobs(models::VaeConfig c, int steps,
+                                                       Device device, std::uint64_t seed = 0) {
+  const Dataset data = blob_images(256, 5);
+  Generator gen(seed);
+  models::Vae model(c, gen);
+  model.to(device);
+  optim::AdamW optimizer(model.parameters(), 3e-3);
+  std::vector<std::map<std::string, double>> log;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor batch = data.images.narrow(0, (step * 16) % 256, 16).to(device);
+    const models::TrainableModel::StepOutput out = model.training_step(batch, step);
+    optimizer.zero_grad();
+    out.loss.backward();
+    optimizer.step();
+    log.push_back(out.metrics);
+  }
+  return log;
+}
+
+// While the KL weight warms up (steps 0–40) the encoder spends nats freely and the KL
+// peaks; from then on both terms of the ELBO fall: the reconstruction because the decoder
+// keeps learning, the KL because β = 2 prices every nat the two-factor data do not need.
+TEST(VaeModel, TrainingOnGeneratedDataLowersKlAndReconstruction) {
+  models::VaeConfig c = small_config();
+  c.loss = "bce";
+  c.beta = 2.0;
+  c.kl_warmup = 40;
+  const auto log = train_blobs(c, 160, kCpu);
+  const double recon_start = window_mean(log, "recon", 0, 20);
+  const double recon_after_warmup = window_mean(log, "recon", 40, 60);
+  const double recon_end = window_mean(log, "recon", 140, 160);
+  const double kl_peak = window_mean(log, "kl", 20, 40);
+  const double kl_after_warmup = window_mean(log, "kl", 40, 60);
+  const double kl_end = window_mean(log, "kl", 140, 160);
+  EXPECT_LT(recon_end, 0.5 * recon_start) << recon_start << " -> " << recon_end;
+  EXPECT_LT(recon_end, 0.9 * recon_after_warmup) << recon_after_warmup << " -> " << recon_end;
+  EXPECT_LT(kl_end, 0.85 * kl_peak) << kl_peak << " -> " << kl_end;
+  EXPECT_LT(kl_end, kl_after_warmup) << kl_after_warmup << " -> " << kl_end;
+  for (const auto& m : log) ASSERT_TRUE(std::isfinite(m.at("neg_elbo_nats")));
+}
+
+// The same step on the cuda backend (SIMT in CI) as on cpu: the same initialization and ε.
+TEST(VaeModel, CudaTrainingStepMatchesCpu) {
+  models::VaeConfig c = small_config();
+  const auto on_cpu = train_blobs(c, 2, kCpu);
+  const auto on_cuda = train_blobs(c, 2, kCuda);
+  for (int step = 0; step < 2; ++step) {
+    for (const char* key : {"recon", "kl"}) {
+      EXPECT_NEAR(on_cuda[step].at(key), on_cpu[step].at(key),
+                  1e-4 * std::abs(on_cpu[step].at(key)) + 1e-4)
+          << key << " step " << step;
+    }
+  }
+}
+
+TEST(VaeModel, EvaluationAndPictures) {
+  const Dataset test = blob_images(40, 9);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("latent-vae-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (double beta : {1.0, 0.0}) {
+    models::VaeConfig c = small_config();
+    c.flat = true;
+    c.latent_dim = 2;
+    c.beta = beta;
+    Generator gen(0);
+    models::Vae model(c, gen);
+    model.eval();
+    const std::map<std::string, double> m = model.evaluate_extra(test, kCpu);
+    EXPECT_EQ(m.at("latent_units"), 2.0);
+    if (beta > 0) {
+      EXPECT_NEAR(m.at("neg_elbo_nats"), m.at("recon_nats") + m.at("kl_nats"), 1e-9);
+      EXPECT_GE(m.at("active_units"), 0.0);
+      EXPECT_LE(m.at("active_units"), 2.0);
+    } else {
+      EXPECT_FALSE(m.count("kl_nats"));  // an autoencoder has no KL
+    }
+    model.write_artifacts(dir.string(), test, kCpu);
+    for (const char* name : {"samples.png", "interpolation.png", "latent_scatter.png"}) {
+      const Tensor image = load_png((dir / name).string());
+      EXPECT_GT(image.numel(), 0) << name;
+    }
+    EXPECT_EQ(load_png((dir / "latent_scatter.png").string()).size(0), 3);
+    // The same images from the same model, on the cuda backend.
+    model.to(kCuda);
+    const std::map<std::string, double> on_cuda = model.evaluate_extra(test, kCuda);
+    for (const auto& [key, value] : m) EXPECT_NEAR(on_cuda.at(key), value, 1e-3 * std::abs(value) + 1e-4) << key;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------------------------------ the command line
+
+#ifdef LATENT_CLI_PATH
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WEXITSTATUS(status), output};
+}
+
+TEST(VaeCli, TrainSampleAndOps) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("latent-vae-cli-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "data");
+  write_fashion_mnist_like((dir / "data").string(), blob_images(64, 1), blob_images(24, 2));
+  const std::string common = "--steps 4 --batch-size 16 --hidden-channels 4 --log-every 2 --quiet "
+                             "--data-dir " + (dir / "data").string();
+  auto [status, output] =
+      run_cli("train --model vae --latent flat --latent-dim 2 --beta 2 --kl-warmup 2 " + common +
+              " --out " + (dir / "vae").string());
+  ASSERT_EQ(status, 0) << output;
+  for (const char* name : {"samples.png", "interpolation.png", "latent_scatter.png",
+                           "reconstructions.png", "checkpoint.safetensors"})
+    EXPECT_TRUE(fs::exists(dir / "vae" / name)) << name;
+  std::ifstream metrics(dir / "vae" / "metrics.jsonl");
+  std::stringstream text;
+  text << metrics.rdbuf();
+  for (const char* key : {"\"recon\"", "\"kl\"", "\"neg_elbo_nats\"", "\"beta\"",
+                          "\"test_neg_elbo_nats\"", "\"test_active_units\"", "\"test_kl_nats\""})
+    EXPECT_NE(text.str().find(key), std::string::npos) << key;
+  std::tie(status, output) =
+      run_cli("sample --checkpoint " + (dir / "vae" / "checkpoint.safetensors").string() +
+              " -n 8 -o " + (dir / "s.png").string());
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_TRUE(fs::exists(dir / "s.png"));
+  // The spatial latent on the cuda backend, Bernoulli decoder.
+  std::tie(status, output) = run_cli("train --model vae --loss bce --device cuda " + common +
+                                     " --out " + (dir / "vae-cuda").string());
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_FALSE(fs::exists(dir / "vae-cuda" / "latent_scatter.png"));  // 98 dims: no plane
+
+  // latent op reparam / kl on .npy files.
+  const Tensor mu = from_vector<float>({0.5f, -1.0f, 0.0f, 2.0f}, {2, 2});
+  const Tensor logvar = from_vector<float>({0.0f, 1.0f, -1.0f, 0.5f}, {2, 2});
+  save_npy((dir / "mu.npy").string(), mu);
+  save_npy((dir / "logvar.npy").string(), logvar);
+  const std::string files = (dir / "mu.npy").string() + " " + (dir / "logvar.npy").string();
+  std::tie(status, output) = run_cli("op kl " + files + " -o " + (dir / "kl.npy").string());
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_TRUE(all_close(load_npy((dir / "kl.npy").string()), values_of(gaussian_kl(mu, logvar)),
+                        1e-7, 1e-7));
+  std::tie(status, output) = run_cli("op reparam " + files + " --seed 3 --offset 4 --device cuda -o " +
+                                     (dir / "z.npy").string() + " --kl " + (dir / "kl2.npy").string());
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_TRUE(all_close(load_npy((dir / "z.npy").string()),
+                        values_of(reparameterize(mu, logvar, PhiloxKey{3, 4})), 1e-6, 1e-6));
+  std::tie(status, output) = run_cli("op kl " + (dir / "mu.npy").string() + " " +
+                                     (dir / "kl.npy").string() + " -o " + (dir / "x.npy").string());
+  EXPECT_NE(status, 0);
+  EXPECT_NE(output.find("same shape"), std::string::npos) << output;
+  fs::remove_all(dir);
+}
+#endif
+
+}  // namespace
+}  // namespace latent
