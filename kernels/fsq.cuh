@@ -7,7 +7,7 @@
 // Forward, channel c with L = L_c levels and h = ⌊L/2⌋ (the standard variant):
 //   half   = (L − 1)(1 + ε)/2,   ε = 1e-3
 //   offset = 1/2 for even L, 0 for odd L
-//   shift  = atanh(offset / half)                      (so that b(0) = 0 exactly)
+//   shift  = atanh(offset / half)                      (so that b(0) = 0)
 //   b      = tanh(z + shift)·half − offset             ∈ (−h − ½, L − 1 − h + ½)
 //   r      = round-half-to-even(b)                     ∈ {−h, …, L − 1 − h}
 //   digit  = r + h                                     ∈ {0, …, L − 1}
@@ -85,7 +85,9 @@ inline FsqConstants<T> fsq_constants(const std::vector<std::int64_t>& levels, bo
     k.half[c] = static_cast<T>(half);
     k.offset[c] = static_cast<T>(offset);
     // atanh, not tan: the FSQ paper's published code writes tan(offset / half), which agrees
-    // with atanh to third order and misses b(0) = 0 by ~1e-5 (docs/fsq.md).
+    // with atanh only to third order in offset/half: b(0) is then -1.4e-5 for L = 8 but
+    // -0.04 for L = 2 (docs/fsq.md). (1 + ε), not the paper's (1 − ε): with (1 − ε),
+    // offset/half = 0.5/0.4995 > 1 for L = 2 and atanh has no value.
     k.shift[c] = symmetric ? T(0) : static_cast<T>(std::atanh(offset / half));
     k.slope[c] = symmetric ? T(1) : static_cast<T>(half / static_cast<double>(L / 2));
     place *= L;
