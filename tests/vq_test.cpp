@@ -43,12 +43,16 @@ class Vq : public ::testing::Test {
   // The devices to run on: cpu, and cuda where it runs (always, in the SIMT build).
   std::vector<Device> devices() const {
     if (!has_cuda_) {
-      std::printf("[  SKIPPED ] the cuda half of this test: nvcc build without a GPU\n");
+      if (!said_skipped_) {  // once per test: this nvcc build has no GPU to run the cuda half on
+        std::printf("[  SKIPPED ] the cuda half of this test: no GPU in this nvcc build\n");
+        said_skipped_ = true;
+      }
       return {Device::cpu()};
     }
     return {Device::cpu(), kCuda};
   }
   bool has_cuda_ = false;
+  mutable bool said_skipped_ = false;
 };
 
 struct Case {

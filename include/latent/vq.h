@@ -60,7 +60,7 @@ Tensor vq_gather(const Tensor& codebook, const Tensor& indices);
 
 // ------------------------------------------------------------------ code statistics
 enum class VqStatsAlgorithm {
-  automatic,  // shared when K·D fits in shared memory, else sorted
+  automatic,  // shared on a GPU when K·D fits in shared memory, else (and under SIMT) sorted
   shared,     // per-block shared-memory partials (cuda; deterministic)
   sorted,     // stable sort by code, runs summed in fixed pieces (cuda; deterministic)
   atomic,     // float atomics (cuda; NOT deterministic — benchmarks only)

@@ -368,25 +368,27 @@ void VqVae::write_artifacts(const std::string& out_dir, const Dataset& test, Dev
   save_npy(out_dir + "/tokens.npy", tokens);
   const std::vector<std::int32_t> t = tokens.to_vector<std::int32_t>();
   const std::vector<float> pixels = images.to_vector<float>();
-  const std::int64_t side = images.size(2), cell = side / kGrid;
+  constexpr std::int64_t kZoom = 3;  // nearest-neighbour upscaling, for legibility
+  const std::int64_t side = images.size(2), cell = side / kGrid, big = side * kZoom;
   std::vector<Tensor> tiles;
   for (std::int64_t i = 0; i < n; ++i) {
-    std::vector<float> img(static_cast<std::size_t>(3 * side * side)), grid(img.size());
-    for (std::int64_t y = 0; y < side; ++y) {
-      for (std::int64_t x = 0; x < side; ++x) {
-        const float v = pixels[(i * images.size(1)) * side * side + y * side + x];
+    std::vector<float> img(static_cast<std::size_t>(3 * big * big)), grid(img.size());
+    for (std::int64_t y = 0; y < big; ++y) {
+      for (std::int64_t x = 0; x < big; ++x) {
+        const std::int64_t sy = y / kZoom, sx = x / kZoom;
+        const float v = pixels[(i * images.size(1)) * side * side + sy * side + sx];
         float rgb[3];
-        token_color(t[i * kGrid * kGrid + (y / cell) * kGrid + x / cell], rgb);
+        token_color(t[i * kGrid * kGrid + (sy / cell) * kGrid + sx / cell], rgb);
         for (int c = 0; c < 3; ++c) {
-          img[(c * side + y) * side + x] = v;
-          grid[(c * side + y) * side + x] = rgb[c];
+          img[(c * big + y) * big + x] = v;
+          grid[(c * big + y) * big + x] = rgb[c];
         }
       }
     }
-    tiles.push_back(from_vector(img, {3, side, side}));
-    tiles.push_back(from_vector(grid, {3, side, side}));
+    tiles.push_back(from_vector(img, {3, big, big}));
+    tiles.push_back(from_vector(grid, {3, big, big}));
   }
-  save_png(out_dir + "/tokens.png", image_grid(tiles, 8, 2, 1.0));
+  save_png(out_dir + "/tokens.png", image_grid(tiles, 8, 4, 1.0));
 }
 
 std::shared_ptr<TrainableModel> make_vqvae(const train::Config& c, Generator& gen) {

@@ -215,8 +215,11 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
   backend::Backend& be = device_backend(z);
   const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
   if (algorithm == VqStatsAlgorithm::automatic) {
-    algorithm = vq_stats_fit_shared(K, D, z.dtype()) ? VqStatsAlgorithm::shared
-                                                     : VqStatsAlgorithm::sorted;
+    // Under SIMT every CUDA thread is run one after another, so the shared path's 256
+    // threads that each scan all of their block's rows cost 256× the work: sorted wins there.
+    algorithm = vq_stats_fit_shared(K, D, z.dtype()) && !be.simulated()
+                    ? VqStatsAlgorithm::shared
+                    : VqStatsAlgorithm::sorted;
   }
   LATENT_CHECK(algorithm != VqStatsAlgorithm::shared || vq_stats_fit_shared(K, D, z.dtype()),
                "vq_code_stats: the shared algorithm needs K·D to fit in ", kSharedLimit,
