@@ -32,9 +32,9 @@
 //
 // Traffic per element (float32): forward reads μ, ℓ (8 B) and writes z (4 B) = 12 B;
 // KL-only forward 8 B; backward reads μ, ℓ, dL/dz (12 B) and writes dL/dμ, dL/dℓ (8 B) =
-// 20 B. The unfused composition (randn, exp, mul, add, then the KL as ~6 elementwise
-// kernels and a sum) moves ~5× that. FLOPs per element: Box–Muller ≈ 25 (float64, a
-// quarter of a division and a square root), exp + expm1, ~10 more. Memory-bound on a GPU.
+// 20 B; the unfused composition (randn, exp, mul, add, the KL as ~6 kernels, a sum) moves
+// ~96 B forward, ~100 B backward. FLOPs per element: Box–Muller in float64 ≈ 15 fma, ½ a
+// division and ½ a square root; exp, expm1, ~10 more in T. Memory-bound on a GPU.
 #pragma once
 
 #include <cstdint>
