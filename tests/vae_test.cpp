@@ -671,6 +671,19 @@ TEST(VaeCli, TrainSampleAndOps) {
   for (const char* key : {"\"recon\"", "\"kl\"", "\"neg_elbo_nats\"", "\"beta\"",
                           "\"test_neg_elbo_nats\"", "\"test_active_units\"", "\"test_kl_nats\""})
     EXPECT_NE(text.str().find(key), std::string::npos) << key;
+  // Resuming from a periodic checkpoint ends bit-identical: ε of step s is keyed (seed, s).
+  std::tie(status, output) = run_cli("train --model vae --checkpoint-every 2 " + common +
+                                     " --out " + (dir / "full").string());
+  ASSERT_EQ(status, 0) << output;
+  std::tie(status, output) = run_cli("train --resume " + (dir / "full" / "checkpoint-2.safetensors").string() +
+                                     " --steps 4 --quiet --out " + (dir / "resumed").string());
+  ASSERT_EQ(status, 0) << output;
+  const SafetensorsFile full = load_safetensors((dir / "full" / "checkpoint.safetensors").string());
+  const SafetensorsFile resumed = load_safetensors((dir / "resumed" / "checkpoint.safetensors").string());
+  ASSERT_EQ(full.names(), resumed.names());
+  for (const auto& [name, tensor] : full.tensors)
+    EXPECT_TRUE(test::identical(resumed.at(name), tensor)) << name;
+
   std::tie(status, output) =
       run_cli("sample --checkpoint " + (dir / "vae" / "checkpoint.safetensors").string() +
               " -n 8 -o " + (dir / "s.png").string());
