@@ -122,6 +122,8 @@ TEST_F(Backends, UnaryOpsAndTheirGradients) {
   for (const Case& c : cases) {
     for (const Shape& shape : kOddSizes) {
       for (DType dtype : {DType::f32, DType::f64}) {
+        // The million-element size checks the vectorized path and its tail; once is enough.
+        if (dtype == DType::f64 && shape_numel(shape) > 100000) continue;
         const double tol = dtype == DType::f32 ? 2e-6 : 1e-13;
         compare(std::string(c.name) + " " + shape_str(shape) + " " + dtype_name(dtype),
                 [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{c.f(in[0])}; },
