@@ -6,7 +6,8 @@
 //   two_pass       the unfused composition: codes (read 4n, write 4n), then the indices
 //                  from the codes (read 4n, write 4n/d): 12n + 4n/d bytes of traffic
 //   backward       dL/dz = dL/dcodes · slope(z): read 8n, write 4n
-//   decode         indices to codes: read 4n/d, write 4n
+//   decode         indices to codes: read 4n/d, write 4n, plus the read-back of the 4-byte
+//                  out-of-range flag (a device synchronization, as in the op)
 //
 // bytes/s counts the bytes the operation must move at least (for fused and two_pass alike
 // 8n + 4n/d), so a higher figure is a faster run and fused / copy is the fraction of copy
