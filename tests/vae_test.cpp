@@ -486,7 +486,7 @@ TEST(VaeModel, ShapesOfEveryPath) {
     EXPECT_EQ(model.sample(5, g).shape(), (Shape{5, 1, 28, 28}));
     const models::TrainableModel::StepOutput out = model.training_step(data.images, 0);
     EXPECT_EQ(out.loss.numel(), 1);
-    for (const char* key : {"recon", "kl", "neg_elbo_nats", "beta"})
+    for (const char* key : {"recon", "kl", "neg_elbo_nats", "active_units", "beta"})
       EXPECT_TRUE(out.metrics.count(key)) << key;
     EXPECT_NEAR(out.metrics.at("neg_elbo_nats"), out.metrics.at("recon") + out.metrics.at("kl"),
                 1e-9);
@@ -668,7 +668,7 @@ TEST(VaeCli, TrainSampleAndOps) {
   std::ifstream metrics(dir / "vae" / "metrics.jsonl");
   std::stringstream text;
   text << metrics.rdbuf();
-  for (const char* key : {"\"recon\"", "\"kl\"", "\"neg_elbo_nats\"", "\"beta\"",
+  for (const char* key : {"\"recon\"", "\"kl\"", "\"neg_elbo_nats\"", "\"beta\"", "\"active_units\"",
                           "\"test_neg_elbo_nats\"", "\"test_active_units\"", "\"test_kl_nats\""})
     EXPECT_NE(text.str().find(key), std::string::npos) << key;
   // Resuming from a periodic checkpoint ends bit-identical: ε of step s is keyed (seed, s).

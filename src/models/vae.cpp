@@ -146,11 +146,11 @@ TrainableModel::StepOutput Vae::training_step(const Tensor& images, std::int64_t
   const ReparamKl zk = reparameterize_kl(q.mu, q.logvar, key);
   const Tensor recon = reconstruction_nats(decode_logits(zk.z), images);
   const double w = kl_weight(step);
-  Tensor kl_term;
+  Tensor kl_term, per_unit;
   if (config_.free_bits > 0) {
     // Free bits (Kingma et al., 2016): a unit's batch-mean KL counts at least λ nats, and
     // below λ it gets no gradient, so the encoder is not pushed to switch it off.
-    const Tensor per_unit = mean(kl_per_unit(q.mu, q.logvar), {0});
+    per_unit = mean(kl_per_unit(q.mu, q.logvar), {0});
     kl_term = sum(add(relu(sub(per_unit, config_.free_bits)), config_.free_bits));
   } else {
     kl_term = mean(zk.kl);
@@ -158,10 +158,19 @@ TrainableModel::StepOutput Vae::training_step(const Tensor& images, std::int64_t
   const Tensor loss = w > 0 ? add(recon, mul(kl_term, w)) : recon;
   const double recon_value = recon.item();
   const double kl_value = mean(zk.kl.detach()).item();
+  // Active units of this batch: batch-mean KL above 0.01 nats.
+  double active = 0;
+  {
+    NoGradGuard no_grad;
+    if (!per_unit.defined()) per_unit = mean(kl_per_unit(q.mu.detach(), q.logvar.detach()), {0});
+    for (double v : per_unit.detach().to(DType::f64).to(Device::cpu()).to_vector<double>())
+      active += v > kActiveUnitNats;
+  }
   return {loss,
           {{"recon", recon_value},
            {"kl", kl_value},
            {"neg_elbo_nats", recon_value + kl_value},
+           {"active_units", active},
            {"beta", w}}};
 }
 

@@ -12,10 +12,8 @@
 // Z only parks dL/dz in a context shared with K and sends K a zero gradient of shape [N]
 // (N floats, so K runs even when the loss does not use kl). K then launches the one fused
 // backward with dL/dz (if Z ran) and dL/dkl, and returns dL/dmu and dL/dlogvar.
-#include <cmath>
 #include <memory>
 
-#include "backends/backend.h"
 #include "backends/vae.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
