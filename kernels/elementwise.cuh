@@ -196,11 +196,6 @@ __global__ void copy_strided_kernel(const S* src, StridedIndex src_index, D* dst
     dst[dst_index.offset(i)] = static_cast<D>(src[src_index.offset(i)]);
 }
 
-// The bandwidth reference: a plain contiguous copy with 16-byte accesses.
-__global__ void copy_bytes_kernel(const float4* src, float4* dst, std::int64_t packs) {
-  for (std::int64_t i = global_thread(); i < packs; i += grid_threads()) dst[i] = src[i];
-}
-
 template <class T>
 __global__ void fill_kernel(T* dst, T value, std::int64_t n) {
   for (std::int64_t i = global_thread(); i < n; i += grid_threads()) dst[i] = value;
