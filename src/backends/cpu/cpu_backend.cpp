@@ -9,6 +9,7 @@
 #include <limits>
 #include <new>
 
+#include "backends/dispatch.h"
 #include "backends/backend.h"
 #include "backends/cpu/strided_loop.h"
 #include "kernels/adam.cuh"
@@ -18,35 +19,16 @@
 namespace latent::cpu {
 namespace {
 
+using backend::dispatch_floating;
+using backend::dispatch_all;
+using backend::ptr;
+
 using backend::BinaryOp;
 using backend::ConvGeometry;
 using backend::UnaryOp;
 using backend::UnaryParams;
 
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.data_ptr());
-}
-
 // Calls f(T{}) with T the C++ type of a floating dtype.
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
-
-template <class F>
-void dispatch_all(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i32: f(std::int32_t{}); return;
-  }
-}
-
 template <class T>
 T unary_forward(UnaryOp op, T x, T alpha, T beta) {
   switch (op) {

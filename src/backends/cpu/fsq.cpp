@@ -4,22 +4,16 @@
 // SIMT build). docs/fsq.md.
 #include <cstdint>
 
+#include "backends/dispatch.h"
 #include "backends/fsq.h"
 #include "kernels/fsq.cuh"
 
 namespace latent::cpu {
 namespace {
 
-constexpr std::int64_t kParallelRows = 4096;
+using backend::dispatch_floating;
 
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
+constexpr std::int64_t kParallelRows = 4096;
 
 }  // namespace
 

@@ -6,25 +6,15 @@
 #include <cstdint>
 #include <limits>
 
+#include "backends/dispatch.h"
 #include "backends/vae.h"
 #include "kernels/philox_normal.cuh"
 
 namespace latent::cpu {
 namespace {
 
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
-}
+using backend::dispatch_floating;
+using backend::ptr;
 
 // ε for element i, drawing each Philox call once for its four elements.
 class NormalStream {

@@ -7,27 +7,17 @@
 #include <limits>
 #include <vector>
 
+#include "backends/dispatch.h"
 #include "backends/vq.h"
 #include "kernels/vq_ema.cuh"
 
 namespace latent::cpu {
 namespace {
 
+using backend::dispatch_floating;
+using backend::ptr;
+
 constexpr std::int64_t kParallelWork = 1 << 15;
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.data_ptr());
-}
-
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cpu ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
 
 }  // namespace
 

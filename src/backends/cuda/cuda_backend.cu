@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "backends/dispatch.h"
 #include "backends/backend.h"
 #include "backends/cuda/caching_allocator.h"
 #include "backends/cuda/launch.h"
@@ -44,6 +45,11 @@ bool sync_after_launch() {
 
 namespace {
 
+using backend::dispatch_floating;
+using backend::dispatch_all;
+using backend::ptr;
+using backend::aligned16;
+
 using backend::BinaryOp;
 using backend::ConvGeometry;
 using backend::UnaryOp;
@@ -66,30 +72,6 @@ kernels::StridedIndex strided_index(const Shape& shape, const Shape& strides, co
 }
 StridedIndex strided_index(const Tensor& t, const char* op) {
   return strided_index(t.shape(), t.strides(), op);
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.data_ptr());
-}
-
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cuda ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
-template <class F>
-void dispatch_all(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i32: f(std::int32_t{}); return;
-  }
 }
 
 class CudaBackend final : public backend::Backend {

@@ -6,6 +6,7 @@
 // (capped; the kernels walk the tiles grid-stride).
 #include <cstdint>
 
+#include "backends/dispatch.h"
 #include "backends/backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/fsq.h"
@@ -14,23 +15,11 @@
 namespace latent::cuda {
 namespace {
 
+using backend::dispatch_floating;
+using backend::ptr;
+using backend::aligned16;
+
 using kernels::kFsqTileRows;
-
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.data_ptr());
-}
-
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cuda ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
 
 dim3 tile_grid(std::int64_t rows) { return grid_for(rows, kFsqTileRows); }
 dim3 block() { return dim3(kFsqTileRows); }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/dispatch.h"
 #include "backends/backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/vae.h"
@@ -11,6 +12,9 @@
 
 namespace latent::cuda {
 namespace {
+
+using backend::dispatch_floating;
+using backend::ptr;
 
 static_assert(kernels::kNonfiniteMu == kReparamNonfiniteMu &&
                   kernels::kNonfiniteLogvar == kReparamNonfiniteLogvar,
@@ -56,20 +60,6 @@ Launch plan(const ReparamConfig& config, const Tensor& mu, bool per_row,
   l.threads = static_cast<int>(threads);
   l.grid = grid_for(s.tiles * threads, l.threads);
   return l;
-}
-
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cuda ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
 }  // namespace

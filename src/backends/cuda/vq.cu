@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/dispatch.h"
 #include "backends/backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/vq.h"
@@ -19,25 +20,13 @@
 namespace latent::cuda {
 namespace {
 
+using backend::dispatch_floating;
+using backend::ptr;
+using backend::aligned16;
+
 constexpr int kThreads = 256;
 constexpr std::int64_t kSharedLimit = 48 * 1024;     // default dynamic shared memory per block
 constexpr std::int64_t kScoreElements = 1ll << 28;   // cap of the GEMM baseline's score chunk
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.data_ptr());
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-template <class F>
-void dispatch_floating(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    default: LATENT_FAIL("cuda ", what, ": expected float32 or float64, got ", dtype_name(dtype));
-  }
-}
 
 // The device's backend; throws a clear error when no GPU (or SIMT) runs here.
 backend::Backend& device_backend(const Tensor& t) { return backend::get(t.device()); }
