@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli_util.h"
 #include "latent/latent.h"
 
 #ifdef LATENT_CLI_PATH
@@ -18,21 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace latent;
 
-struct CommandResult {
-  int status;
-  std::string output;
-};
-
-CommandResult run_cli(const std::string& args) {
-  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
+using CommandResult = test::CliRun;
+const auto run_cli = test::run_latent;
 
 // A dataset of smooth random blobs in [0, 1]: enough structure for an autoencoder to learn.
 Dataset blobs(std::int64_t n, std::uint64_t seed) {

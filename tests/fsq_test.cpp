@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "cli_util.h"
 #include "latent/latent.h"
 #include "test_util.h"
 
@@ -600,18 +601,8 @@ TEST(FsqModel, MadeByNameForTheTrainer) {
 // ------------------------------------------------------------------ the command line
 
 #ifdef LATENT_CLI_PATH
-struct Cli {
-  int status;
-  std::string output;
-};
-Cli run_cli(const std::string& args) {
-  FILE* pipe = popen((std::string(LATENT_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WEXITSTATUS(status), output};
-}
+using Cli = test::CliRun;
+const auto run_cli = test::run_latent;
 
 TEST(FsqCli, TrainEncodeDecodeAndOps) {
   namespace fs = std::filesystem;

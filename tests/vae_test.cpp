@@ -16,6 +16,7 @@
 
 #include "backends/backend.h"
 #include "kernels/philox_normal.cuh"
+#include "cli_util.h"
 #include "latent/latent.h"
 #include "latent/vae.h"
 #include "test_util.h"
@@ -641,13 +642,8 @@ TEST(VaeModel, EvaluationAndPictures) {
 
 #ifdef LATENT_CLI_PATH
 std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WEXITSTATUS(status), output};
+  test::CliRun run = test::run_latent(args);
+  return {run.status, std::move(run.output)};
 }
 
 TEST(VaeCli, TrainSampleAndOps) {

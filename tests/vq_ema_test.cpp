@@ -15,6 +15,7 @@
 
 #include "backends/backend.h"
 #include "kernels/philox.cuh"
+#include "cli_util.h"
 #include "latent/latent.h"
 #include "latent/vq.h"
 #include "test_util.h"
@@ -457,21 +458,8 @@ TEST_F(VqEma, VqVaeTrainsAndTokenizes) {
 
 namespace fs = std::filesystem;
 
-struct CommandResult {
-  int status;
-  std::string output;
-};
-
-CommandResult run_cli(const std::string& args) {
-  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) output += buffer.data();
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
+using CommandResult = test::CliRun;
+const auto run_cli = test::run_latent;
 
 class VqCli : public ::testing::Test {
  protected:
