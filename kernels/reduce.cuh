@@ -88,6 +88,16 @@ __global__ void sum_finish_kernel(const T* partial, std::int64_t chunks, std::in
   }
 }
 
+// Does (value, index) beat (best, best_index) in an argmax? NaN beats every number (as in
+// torch.argmax); among equals, and among NaNs, the lower index wins.
+template <class T>
+__device__ __forceinline__ bool argmax_beats(T value, std::int64_t index, T best,
+                                             std::int64_t best_index) {
+  const bool value_nan = value != value, best_nan = best != best;
+  if (value_nan || best_nan) return value_nan && (!best_nan || index < best_index);
+  return value > best || (value == best && index < best_index);
+}
+
 // One warp per row; block: 8 warps. out[row] = the lowest index of the row's maximum.
 template <class T>
 __global__ void argmax_rows_kernel(const T* x, std::int64_t rows, std::int64_t cols,
@@ -100,7 +110,7 @@ __global__ void argmax_rows_kernel(const T* x, std::int64_t rows, std::int64_t c
     T best = lane < cols ? values[lane] : values[0];
     std::int64_t best_index = lane < cols ? lane : 0;
     for (std::int64_t c = lane + kWarp; c < cols; c += kWarp) {
-      if (values[c] > best) {  // strictly greater: the earlier column keeps a tie
+      if (argmax_beats(values[c], c, best, best_index)) {
         best = values[c];
         best_index = c;
       }
@@ -108,7 +118,7 @@ __global__ void argmax_rows_kernel(const T* x, std::int64_t rows, std::int64_t c
     for (int delta = kWarp / 2; delta > 0; delta /= 2) {
       const T other = __shfl_down_sync(0xffffffffu, best, delta);
       const std::int64_t other_index = __shfl_down_sync(0xffffffffu, best_index, delta);
-      if (other > best || (other == best && other_index < best_index)) {
+      if (argmax_beats(other, other_index, best, best_index)) {
         best = other;
         best_index = other_index;
       }

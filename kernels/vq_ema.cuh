@@ -321,6 +321,7 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
 // offset). The same formula runs on the cpu backend, so both pick the same rows.
 LATENT_HOST_DEVICE inline std::int64_t vq_revival_row(std::uint64_t seed, std::uint64_t offset,
                                                       std::int64_t k, std::int64_t N) {
+  if (N <= 0) return 0;  // callers check N > 0; never index before z
   const double u = philox_uniform_f64(seed, offset, static_cast<std::uint64_t>(k));
   const auto r = static_cast<std::int64_t>(u * static_cast<double>(N));
   return r < N ? r : N - 1;

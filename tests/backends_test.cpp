@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -275,6 +276,14 @@ TEST_F(Backends, CreationAndArgmax) {
   const Tensor ties = from_vector<float>({1, 5, 5, 2, 7, 7, 7, 0}, {2, 4});
   EXPECT_EQ(argmax(ties.to(cuda), 1).to(Device::cpu()).to_vector<std::int32_t>(),
             (std::vector<std::int32_t>{1, 0}));
+  // NaN is the maximum, as in torch.argmax; the first NaN wins.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor with_nan = from_vector<float>({1, 9, nan, nan, nan, 2, 3, 4}, {2, 4});
+  for (Device device : {Device::cpu(), cuda}) {
+    EXPECT_EQ(argmax(with_nan.to(device), 1).to(Device::cpu()).to_vector<std::int32_t>(),
+              (std::vector<std::int32_t>{2, 0}))
+        << device.str();
+  }
 }
 
 TEST_F(Backends, RandomDrawsMatchTheCpuBackend) {

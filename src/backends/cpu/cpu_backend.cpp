@@ -312,8 +312,9 @@ class CpuBackend final : public backend::Backend {
       for (std::int64_t r = 0; r < rows; ++r) {
         const T* row = in + r * cols;
         std::int64_t best = 0;
-        for (std::int64_t c = 1; c < cols; ++c)
-          if (row[c] > row[best]) best = c;
+        // NaN beats every number, as in torch.argmax; ties keep the earlier column.
+        for (std::int64_t c = 1; c < cols && row[best] == row[best]; ++c)
+          if (row[c] > row[best] || row[c] != row[c]) best = c;
         o[r] = static_cast<std::int32_t>(best);
       }
     });

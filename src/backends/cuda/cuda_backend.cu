@@ -264,8 +264,8 @@ class CudaBackend final : public backend::Backend {
     const std::int64_t rows = x.shape()[0], cols = x.shape()[1];
     dispatch_floating(x.dtype(), "argmax", [&](auto z) {
       using T = decltype(z);
-      const std::int64_t warps = kThreads / kernels::kWarp;
-      LATENT_LAUNCH(kernels::argmax_rows_kernel<T>, grid(rows * warps), kThreads, 0, nullptr,
+      // One warp per row: rows · 32 threads.
+      LATENT_LAUNCH(kernels::argmax_rows_kernel<T>, grid(rows * kernels::kWarp), kThreads, 0, nullptr,
                     ptr<T>(x), rows, cols, ptr<std::int32_t>(out));
     });
   }

@@ -63,6 +63,7 @@ void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
   const auto* keys_in = reinterpret_cast<const std::uint32_t*>(indices.data_ptr());
   auto* keys_out = reinterpret_cast<std::uint32_t*>(keys.data_ptr());
   std::size_t temp_bytes = 0;
+  LATENT_CHECK(N <= INT32_MAX, "vq statistics: ", N, " rows exceed the sort's int32 length");
   LATENT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
       nullptr, temp_bytes, keys_in, keys_out, ptr<std::int32_t>(rows), ptr<std::int32_t>(order),
       static_cast<int>(N), 0, end_bit, nullptr));
@@ -150,7 +151,8 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
         const std::int64_t row_tiles = ceil_div(N, kernels::kVqTileRows);
         const std::int64_t code_tiles = ceil_div(K, kernels::kVqTileCodes);
         std::int64_t wanted = splits > 0 ? splits : vq_argmin_auto_splits(N, K);
-        wanted = std::clamp<std::int64_t>(wanted, 1, code_tiles);
+        // gridDim.y is at most 65535 on a GPU.
+        wanted = std::clamp<std::int64_t>(wanted, 1, std::min<std::int64_t>(code_tiles, 65535));
         const std::int64_t per_split = ceil_div(code_tiles, wanted);
         const std::int64_t used = ceil_div(code_tiles, per_split);
         const bool vec4 = sizeof(T) == 4 && D % 4 == 0 && aligned16(z.data_ptr()) &&
