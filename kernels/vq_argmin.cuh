@@ -40,8 +40,9 @@
 // After the last slice of a code tile the thread folds its 8×8 tile into 8 running
 // (min, index) pairs, codes in increasing order with a strict `<`, so the first of equal
 // values stays. At the end the 16 threads that share rows (tx = 0..15, one half-warp) merge
-// with shuffles, preferring the lower index on equal values. Rows whose minimum is not finite
-// (a NaN or Inf in z or E) get index −1, which the host turns into an error.
+// with shuffles, preferring the lower index on equal values. A code whose score is not
+// finite never wins; a row whose every score is non-finite (a NaN or Inf in z) gets index −1,
+// which the host turns into an error (the op rejects a non-finite codebook before launching).
 //
 // Accuracy (docs/vq.md, "How exact is the argmin"): s_ik is computed in T with about D + 2
 // roundings, so its error is at most δ_ik = γ_{D+2}·(‖e_k‖² + 2‖z_i‖‖e_k‖), γ_n = n·u/(1 − n·u),
