@@ -17,6 +17,7 @@
 #include "latent/data.h"
 #include "latent/io.h"
 #include "latent/ops.h"
+#include "test_util.h"
 
 namespace latent {
 namespace {
@@ -44,26 +45,6 @@ class DataTempDir : public ::testing::Test {
   fs::path dir_;
 };
 
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected latent::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected latent::Error, nothing was thrown";
-  return "";
-}
-
-#define EXPECT_ERROR_MENTIONS(statement, ...)                               \
-  do {                                                                      \
-    const std::string message_ = error_of([&] { statement; });              \
-    for (const std::string& part_ : std::vector<std::string>{__VA_ARGS__})  \
-      EXPECT_NE(message_.find(part_), std::string::npos)                    \
-          << "message: " << message_ << "\nshould mention: " << part_;      \
-  } while (0)
 
 // n images of size h x w whose pixel values are exact multiples of 1/255, labels i % 10.
 Dataset tiny_dataset(std::int64_t n, std::int64_t h, std::int64_t w, std::uint64_t seed) {
@@ -149,11 +130,11 @@ TEST_F(DataIdx, MalformedFilesAreErrorsNamingTheFile) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string file = write_raw(c.name, c.bytes);
-    EXPECT_ERROR_MENTIONS(load_idx_images(file), file, c.mentions);
+    EXPECT_LATENT_ERROR(load_idx_images(file), file, c.mentions);
   }
   const std::string images_as_labels = write_raw("images", header + std::string(8, '\0'));
-  EXPECT_ERROR_MENTIONS(load_idx_labels(images_as_labels), images_as_labels, "image file");
-  EXPECT_ERROR_MENTIONS(load_idx_images(path("absent.gz")), path("absent.gz"), "no such file");
+  EXPECT_LATENT_ERROR(load_idx_labels(images_as_labels), images_as_labels, "image file");
+  EXPECT_LATENT_ERROR(load_idx_images(path("absent.gz")), path("absent.gz"), "no such file");
 }
 
 TEST_F(DataIdx, BrokenGzipStreamsAreErrors) {
@@ -162,25 +143,25 @@ TEST_F(DataIdx, BrokenGzipStreamsAreErrors) {
   const std::string gz = read_file(path("good.gz"));
 
   const std::string cut = write_raw("cut.gz", gz.substr(0, gz.size() / 2));
-  EXPECT_ERROR_MENTIONS(load_idx_images(cut), cut);
+  EXPECT_LATENT_ERROR(load_idx_images(cut), cut);
 
   std::string flipped = gz;
   flipped[flipped.size() - 6] ^= 0x5A;  // inside the CRC-32 trailer
   const std::string bad_crc = write_raw("crc.gz", flipped);
-  EXPECT_ERROR_MENTIONS(load_idx_images(bad_crc), bad_crc, "corrupt");
+  EXPECT_LATENT_ERROR(load_idx_images(bad_crc), bad_crc, "corrupt");
 }
 
 TEST_F(DataIdx, MismatchedCountsAndBadValues) {
   const Dataset a = tiny_dataset(4, 3, 3, 3);
   save_idx_images(path("img"), a.images);
   save_idx_labels(path("lab"), a.labels.narrow(0, 0, 3));
-  EXPECT_ERROR_MENTIONS(load_idx_dataset(path("img"), path("lab")), path("img"), path("lab"),
+  EXPECT_LATENT_ERROR(load_idx_dataset(path("img"), path("lab")), path("img"), path("lab"),
                         "4 images", "3 labels");
-  EXPECT_ERROR_MENTIONS(save_idx_labels(path("x"), from_vector(std::vector<std::int32_t>{300}, {1})),
+  EXPECT_LATENT_ERROR(save_idx_labels(path("x"), from_vector(std::vector<std::int32_t>{300}, {1})),
                         path("x"), "300");
-  EXPECT_ERROR_MENTIONS(save_idx_labels(path("x"), zeros({2})), path("x"), "int32");
-  EXPECT_ERROR_MENTIONS(save_idx_images(path("x"), zeros({2, 3, 4, 4})), path("x"), "[N, 1, H, W]");
-  EXPECT_ERROR_MENTIONS(save_idx_images(path("x"), zeros({2, 4, 4}, DType::i32)), path("x"));
+  EXPECT_LATENT_ERROR(save_idx_labels(path("x"), zeros({2})), path("x"), "int32");
+  EXPECT_LATENT_ERROR(save_idx_images(path("x"), zeros({2, 3, 4, 4})), path("x"), "[N, 1, H, W]");
+  EXPECT_LATENT_ERROR(save_idx_images(path("x"), zeros({2, 4, 4}, DType::i32)), path("x"));
 }
 
 // =================================================================== Fashion-MNIST
@@ -212,19 +193,19 @@ TEST_F(FashionMnist, UncompressedFilesAreFoundToo) {
 TEST_F(FashionMnist, MissingFilesAndBadSplitsAreClearErrors) {
   const std::string empty_dir = path("nothing-here");
   fs::create_directories(empty_dir);
-  EXPECT_ERROR_MENTIONS(load_fashion_mnist("train", empty_dir),
+  EXPECT_LATENT_ERROR(load_fashion_mnist("train", empty_dir),
                         empty_dir + "/train-images-idx3-ubyte.gz", "dataset-fashion-mnist",
                         "tools/setup");
-  EXPECT_ERROR_MENTIONS(load_fashion_mnist("validation", empty_dir), "validation");
+  EXPECT_LATENT_ERROR(load_fashion_mnist("validation", empty_dir), "validation");
   const ScopedEnv env("LATENT_FASHION_MNIST_DIR", empty_dir);
-  EXPECT_ERROR_MENTIONS(load_fashion_mnist("test"), empty_dir, "dataset-fashion-mnist");
+  EXPECT_LATENT_ERROR(load_fashion_mnist("test"), empty_dir, "dataset-fashion-mnist");
 }
 
 TEST_F(FashionMnist, LabelsOutsideTheTenClassesAreRejected) {
   Dataset d = tiny_dataset(3, 28, 28, 7);
   d.labels.data<std::int32_t>()[1] = 12;
   write_fashion_mnist_like(path("d"), d, d);
-  EXPECT_ERROR_MENTIONS(load_fashion_mnist("test", path("d")), "label 12", "t10k-labels");
+  EXPECT_LATENT_ERROR(load_fashion_mnist("test", path("d")), "label 12", "t10k-labels");
 }
 
 TEST(FashionMnistReal, TestAndTrainSplitsFromTheDebianPackage) {
@@ -283,14 +264,14 @@ TEST(DataGather, RowsInOrderAndBoundsChecked) {
   EXPECT_EQ(gather_rows(source.t(), {2}).to_vector<std::int32_t>(),
             (std::vector<std::int32_t>{2, 5, 8, 11}));  // views are gathered by value
   EXPECT_EQ(gather_rows(source, {}).shape(), (Shape{0, 3}));
-  EXPECT_ERROR_MENTIONS(gather_rows(source, {4}), "row index 4");
-  EXPECT_ERROR_MENTIONS(gather_rows(source, {-1}), "row index -1");
+  EXPECT_LATENT_ERROR(gather_rows(source, {4}), "row index 4");
+  EXPECT_LATENT_ERROR(gather_rows(source, {-1}), "row index -1");
 
   const Dataset d = indexed_dataset(10);
   const Dataset part = d.slice(2, 5);
   EXPECT_EQ(part.size(), 3);
   EXPECT_EQ(part.labels.to_vector<std::int32_t>(), (std::vector<std::int32_t>{2, 3, 4}));
-  EXPECT_ERROR_MENTIONS(d.slice(5, 11), "outside");
+  EXPECT_LATENT_ERROR(d.slice(5, 11), "outside");
 }
 
 TEST(BatchLoader, EveryExampleOncePerEpochWithMatchingContents) {
@@ -376,18 +357,18 @@ TEST(BatchLoader, RestoredStateReproducesTheSequence) {
 
 TEST(BatchLoader, InvalidOptionsAndStatesAreErrors) {
   const Dataset d = indexed_dataset(5);
-  EXPECT_ERROR_MENTIONS(BatchLoader(d, {.batch_size = 0}), "batch size");
-  EXPECT_ERROR_MENTIONS(BatchLoader(d, {.batch_size = 6, .drop_last = true}), "never yield");
-  EXPECT_ERROR_MENTIONS(BatchLoader(indexed_dataset(5).slice(0, 0), {}), "empty");
-  EXPECT_ERROR_MENTIONS(BatchLoader(Dataset{d.images, d.labels.narrow(0, 0, 4)}, {}),
+  EXPECT_LATENT_ERROR(BatchLoader(d, {.batch_size = 0}), "batch size");
+  EXPECT_LATENT_ERROR(BatchLoader(d, {.batch_size = 6, .drop_last = true}), "never yield");
+  EXPECT_LATENT_ERROR(BatchLoader(indexed_dataset(5).slice(0, 0), {}), "empty");
+  EXPECT_LATENT_ERROR(BatchLoader(Dataset{d.images, d.labels.narrow(0, 0, 4)}, {}),
                         "same examples");
   BatchLoader loader(d, {.batch_size = 2});
   BatchLoaderState other = loader.state();
   other.dataset_size = 6;
-  EXPECT_ERROR_MENTIONS(loader.restore(other), "6 examples");
+  EXPECT_LATENT_ERROR(loader.restore(other), "6 examples");
   BatchLoaderState beyond = loader.state();
   beyond.position = 99;
-  EXPECT_ERROR_MENTIONS(loader.restore(beyond), "invalid state");
+  EXPECT_LATENT_ERROR(loader.restore(beyond), "invalid state");
 }
 
 }  // namespace
