@@ -15,6 +15,7 @@
 #include "latent/optim.h"
 #include "latent/random.h"
 #include "latent/tensor.h"
+#include "test_util.h"
 
 namespace latent {
 namespace {
@@ -24,16 +25,7 @@ using nn::LinearOptions;
 
 // Runs `f`, expecting a latent::Error whose message contains every one of `parts`.
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << part << "\"";
-    return;
-  }
-  ADD_FAILURE() << "expected a latent::Error";
+  EXPECT_TRUE(test::throws_error(f, std::vector<std::string>(parts)));
 }
 
 std::vector<std::string> names_of(const nn::NamedTensors& named) {

@@ -29,31 +29,7 @@ using test::values_of;
 
 const Device kCuda = Device::cuda(0);
 
-class Vq : public ::testing::Test {
- protected:
-  void SetUp() override {
-    has_cuda_ = backend_available(DeviceType::cuda);
-    if (has_cuda_) backend::get(kCuda).set_poison_allocations(true);
-    backend::cpu().set_poison_allocations(true);
-  }
-  void TearDown() override {
-    if (has_cuda_) backend::get(kCuda).set_poison_allocations(false);
-    backend::cpu().set_poison_allocations(false);
-  }
-  // The devices to run on: cpu, and cuda where it runs (always, in the SIMT build).
-  std::vector<Device> devices() const {
-    if (!has_cuda_) {
-      if (!said_skipped_) {  // once per test: this nvcc build has no GPU to run the cuda half on
-        std::printf("[  SKIPPED ] the cuda half of this test: no GPU in this nvcc build\n");
-        said_skipped_ = true;
-      }
-      return {Device::cpu()};
-    }
-    return {Device::cpu(), kCuda};
-  }
-  bool has_cuda_ = false;
-  mutable bool said_skipped_ = false;
-};
+class Vq : public test::CpuAndCudaTest {};
 
 struct Case {
   std::int64_t N, K, D;
