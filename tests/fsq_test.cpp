@@ -620,6 +620,15 @@ TEST(FsqCli, TrainEncodeDecodeAndOps) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"test_utilization\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"test_perplexity\""), std::string::npos) << r.output;
+  // The symmetric variant trains from the command line too, and its checkpoint remembers it.
+  r = run_cli("train --model fsq --symmetric --levels 4,3 --steps 2 --batch-size 16 "
+              "--hidden-channels 4 --quiet --data-dir " + (dir / "data").string() + " --out " +
+              (dir / "sym").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(load_safetensors((dir / "sym" / "checkpoint.safetensors").string())
+                .metadata.at("config")
+                .find("\"fsq_symmetric\":true"),
+            std::string::npos);
 
   save_npy((dir / "images.npy").string(), smooth_images(3, 5).images);
   r = run_cli("encode --checkpoint " + ckpt + " " + (dir / "images.npy").string() + " -o " +

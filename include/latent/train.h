@@ -61,6 +61,7 @@ struct Config {
 
   // ---- FSQ (--model fsq)
   std::vector<std::int64_t> levels = {8, 5, 5, 5};
+  bool fsq_symmetric = false;        // every level set symmetric around 0 (FsqOptions)
 };
 
 std::string config_to_json(const Config& config);

@@ -61,6 +61,7 @@ std::string config_to_json(const Config& c) {
       {"kmeans_init", c.kmeans_init},
       {"cosine", c.cosine},
       {"levels", c.levels},
+      {"fsq_symmetric", c.fsq_symmetric},
   };
   return j.dump();
 }
@@ -107,6 +108,7 @@ Config config_from_json(const std::string& text) {
     c.kmeans_init = j.value("kmeans_init", c.kmeans_init);
     c.cosine = j.value("cosine", c.cosine);
     c.levels = j.value("levels", c.levels);
+    c.fsq_symmetric = j.value("fsq_symmetric", c.fsq_symmetric);
   } catch (const json::exception& e) {
     LATENT_FAIL("train config: a field has the wrong type: ", e.what());
   }
@@ -278,7 +280,11 @@ std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& g
   // One line per model; each factory lives beside its model in src/models/.
   if (c.model == "ae") return std::make_shared<models::Autoencoder>(c.net, gen, c.loss);
   if (c.model == "vae") return models::make_vae(c, gen);
-  if (c.model == "fsq") return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss);
+  if (c.model == "fsq") {
+    FsqOptions options;
+    options.symmetric = c.fsq_symmetric;
+    return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss, options);
+  }
   if (c.model == "vqvae") return models::make_vqvae(c, gen);
   LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, vae, vqvae)");
 }

@@ -84,6 +84,8 @@ void add_train(CLI::App& app) {
                   "fsq: levels per dimension, e.g. 8,5,5,5. The FSQ paper's sets: 2^8: 8,6,5; "
                   "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5")
       ->delimiter(',');
+  cmd->add_flag("--symmetric", config->fsq_symmetric,
+                "fsq: symmetric level sets (every L spread evenly over [-1, 1])");
   cmd->add_flag("--quiet", *quiet, "No progress output");
   cmd->callback([config, resume, quiet] {
     config->progress = !*quiet;
