@@ -16,6 +16,14 @@ import re
 import sys
 
 BASELINE_MARKERS = ("unfused", "naive", "gemm", "cublas", "atomic", "composition", "baseline")
+# Words that name a variant rather than the operation: "vq_argmin_fused" and
+# "vq_argmin_cublas" are the same operation, "reparam_kl_fused_forward" and
+# "reparam_kl_unfused_forward" too.
+VARIANT_WORDS = set(BASELINE_MARKERS) | {"fused", "tiled", "shared", "sorted", "deterministic"}
+
+
+def operation(kernel):
+    return "_".join(w for w in kernel.split("_") if w not in VARIANT_WORDS)
 
 
 def load(folder):
@@ -30,7 +38,7 @@ def load(folder):
                 continue
         context = data.get("context", context)
         for b in data.get("benchmarks", []):
-            if b.get("run_type") == "aggregate":
+            if b.get("run_type") == "aggregate" or b.get("error_occurred") or not b.get("real_time"):
                 continue
             rows.append(dict(b, file=name))
     return rows, context
@@ -41,7 +49,7 @@ def split_name(full):
     parts = full.split("/")
     kernel = re.sub(r"^.*::", "", parts[0])
     kernel = re.sub(r"^BM_", "", kernel)
-    args = [p for p in parts[1:] if not p.endswith("_time") and ":" not in p]
+    args = [p for p in parts[1:] if not p.endswith("_time") and not p.startswith("threads:")]
     return kernel, "/".join(args)
 
 
@@ -67,17 +75,17 @@ def main():
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for b in rows:
         kernel, size = split_name(b["name"])
-        if any(m in kernel for m in BASELINE_MARKERS) or b["file"].startswith("torch"):
+        if any(m in kernel.split("_") for m in BASELINE_MARKERS) or b["file"].startswith("torch"):
             continue
         t = seconds(b)
         bw = b.get("bytes_per_second", 0)
         flops = b.get("FLOP/s", 0)
         baseline = None
-        stem = kernel.rsplit("_", 1)[0]
         for (file, other, other_size), candidate in by_key.items():
             if other_size != size or other == kernel:
                 continue
-            same_family = file == b["file"] and other.startswith(stem) and any(m in other for m in BASELINE_MARKERS)
+            same_family = (file == b["file"] and operation(other) == operation(kernel)
+                           and any(m in other.split("_") for m in BASELINE_MARKERS))
             torch_twin = file.startswith("torch") and other == kernel
             if same_family or torch_twin:
                 if baseline is None or seconds(candidate) < seconds(baseline):

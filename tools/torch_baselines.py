@@ -67,13 +67,17 @@ def main():
             kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum()
             return z, kl
 
-        out.append(entry(f"BM_reparam_kl_fused/{n}", timed(reparam_kl), 12.0 * n))
+        out.append(entry(f"BM_reparam_kl_fused_forward/{n}", timed(reparam_kl), 12.0 * n))
     # Nearest-codebook argmin: cdist + argmin (forms the N x K matrix).
-    for n, k, d in [(16384, 512, 16), (65536, 1024, 64), (65536, 8192, 32)]:
-        zq = torch.rand(n, d, device=dev)
-        codebook = torch.rand(k, d, device=dev)
-        seconds = timed(lambda: torch.cdist(zq, codebook).argmin(dim=1))
-        out.append(entry(f"BM_vq_argmin/{n}/{k}/{d}", seconds, 4.0 * (n + k) * d, 2.0 * n * k * d))
+    # Sizes of bench/vq_bench's GPU suite.
+    for n in (4096, 65536, 262144):
+        for k in (512, 1024, 8192, 16384):
+            for d in (8, 32, 64, 256):
+                zq = torch.rand(n, d, device=dev)
+                codebook = torch.rand(k, d, device=dev)
+                seconds = timed(lambda: torch.cdist(zq, codebook).argmin(dim=1), repeats=5)
+                out.append(entry(f"BM_vq_argmin_fused/N:{n}/K:{k}/D:{d}", seconds,
+                                 4.0 * (n + k) * d, 2.0 * n * k * d))
     # One training step of the same autoencoder (batch 256).
     enc = torch.nn.Sequential(
         torch.nn.Conv2d(1, 32, 4, 2, 1), torch.nn.SiLU(), torch.nn.Conv2d(32, 64, 4, 2, 1),
