@@ -17,6 +17,7 @@
 #include "backends/backend.h"
 #include "kernels/device.cuh"
 #include "kernels/indexing.cuh"
+#include "kernels/vec16.cuh"
 
 namespace latent::kernels {
 
@@ -95,26 +96,6 @@ __device__ __forceinline__ T binary_value(BinaryOp op, T a, T b) {
   }
   return a;
 }
-
-// 16 bytes of T: float4 for float, double2 for double.
-template <class T>
-struct Vec16;
-template <>
-struct Vec16<float> {
-  using type = float4;
-  static constexpr int width = 4;
-};
-template <>
-struct Vec16<double> {
-  using type = double2;
-  static constexpr int width = 2;
-};
-
-template <class T>
-union Pack {
-  typename Vec16<T>::type vector;
-  T lane[Vec16<T>::width];
-};
 
 __device__ __forceinline__ std::int64_t global_thread() {
   return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

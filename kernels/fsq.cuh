@@ -42,6 +42,7 @@
 #pragma once
 
 #include "kernels/device.cuh"
+#include "kernels/vec16.cuh"
 
 #include <cmath>
 #include <cstdint>
@@ -151,24 +152,6 @@ LATENT_HOST_DEVICE inline T fsq_slope(const FsqConstants<T>& k, int c, T z) {
 }
 
 // ---------------------------------------------------------------- tiles in shared memory
-// 16 bytes of T, seen as a vector (one load or store instruction) or as lanes.
-template <class T>
-struct FsqVec16;
-template <>
-struct FsqVec16<float> {
-  using type = float4;
-  static constexpr int width = 4;
-};
-template <>
-struct FsqVec16<double> {
-  using type = double2;
-  static constexpr int width = 2;
-};
-template <class T>
-union FsqPack {
-  typename FsqVec16<T>::type vector;
-  T lane[FsqVec16<T>::width];
-};
 
 // Slot of tile element e: one padding slot after every 128 bytes (32 floats, 16 doubles),
 // so that the 32 lanes of a warp reading elements t·d + c fall into distinct banks.
@@ -190,13 +173,13 @@ inline std::size_t fsq_tile_bytes(int dims) {
 template <class T, class Tile>
 __device__ __forceinline__ void fsq_load_tile(Tile tile, const T* src, int count,
                                               bool vectorized) {
-  constexpr int W = FsqVec16<T>::width;
+  constexpr int W = Vec16<T>::width;
   int done = 0;
   if (vectorized) {
     const int packs = count / W;
-    const auto* src_v = reinterpret_cast<const typename FsqVec16<T>::type*>(src);
+    const auto* src_v = reinterpret_cast<const typename Vec16<T>::type*>(src);
     for (int p = threadIdx.x; p < packs; p += blockDim.x) {
-      FsqPack<T> pack;
+      Pack<T> pack;
       pack.vector = src_v[p];
 #pragma unroll
       for (int j = 0; j < W; ++j) tile[fsq_slot<T>(p * W + j)] = pack.lane[j];
@@ -211,16 +194,16 @@ __device__ __forceinline__ void fsq_load_tile(Tile tile, const T* src, int count
 template <class T, class Tile>
 __device__ __forceinline__ void fsq_store_tile(T* dst, Tile tile, const T* factor, int count,
                                                bool vectorized) {
-  constexpr int W = FsqVec16<T>::width;
+  constexpr int W = Vec16<T>::width;
   int done = 0;
   if (vectorized) {
     const int packs = count / W;
-    auto* dst_v = reinterpret_cast<typename FsqVec16<T>::type*>(dst);
-    const auto* factor_v = reinterpret_cast<const typename FsqVec16<T>::type*>(factor);
+    auto* dst_v = reinterpret_cast<typename Vec16<T>::type*>(dst);
+    const auto* factor_v = reinterpret_cast<const typename Vec16<T>::type*>(factor);
     for (int p = threadIdx.x; p < packs; p += blockDim.x) {
-      FsqPack<T> out;
+      Pack<T> out;
       if (factor) {
-        FsqPack<T> f;
+        Pack<T> f;
         f.vector = factor_v[p];
 #pragma unroll
         for (int j = 0; j < W; ++j) out.lane[j] = f.lane[j] * tile[fsq_slot<T>(p * W + j)];

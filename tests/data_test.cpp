@@ -24,27 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class DataTempDir : public ::testing::Test {
+class DataTempDir : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("latent_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::string write_raw(const std::string& name, const std::string& bytes) const {
-    std::ofstream out(path(name), std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path(name);
-  }
-
-  fs::path dir_;
+  DataTempDir() : TempDirTest("latent_data_test_") {}
 };
-
 
 // n images of size h x w whose pixel values are exact multiples of 1/255, labels i % 10.
 Dataset tiny_dataset(std::int64_t n, std::int64_t h, std::int64_t w, std::uint64_t seed) {

@@ -26,26 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test, removed afterwards.
-class IoTempDir : public ::testing::Test {
+class IoTempDir : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("latent_io_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  // Writes raw bytes (not atomically: the file under test may be anything).
-  std::string write_raw(const std::string& name, const std::string& bytes) const {
-    std::ofstream out(path(name), std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path(name);
-  }
+  IoTempDir() : TempDirTest("latent_io_test_") {}
 
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
@@ -53,10 +36,7 @@ class IoTempDir : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-
-  fs::path dir_;
 };
-
 
 // Bitwise comparison: shape, dtype and every byte of the data (so NaN payloads count).
 void expect_bit_exact(const Tensor& expected, const Tensor& actual) {

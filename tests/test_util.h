@@ -9,10 +9,14 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -240,6 +244,34 @@ inline ::testing::AssertionResult check_gradients(const TensorFn& f,
   if (failures == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << failures << " gradient mismatches:\n" << report.str();
 }
+
+// ------------------------------------------------------------------ temporary files
+
+// A fresh directory per test (under the system temp directory, named after `prefix`, the
+// process and a counter), removed afterwards; path() names a file in it and write_raw() puts
+// arbitrary bytes there (not atomically: the file under test may be anything).
+class TempDirTest : public ::testing::Test {
+ protected:
+  explicit TempDirTest(std::string prefix) : prefix_(std::move(prefix)) {}
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    dir_ = std::filesystem::temp_directory_path() /
+           (prefix_ + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string write_raw(const std::string& name, const std::string& bytes) const {
+    std::ofstream out(path(name), std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path(name);
+  }
+
+  std::string prefix_;
+  std::filesystem::path dir_;
+};
 
 // ------------------------------------------------------------------ cpu and cuda fixtures
 
