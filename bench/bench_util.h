@@ -12,7 +12,13 @@
 #include <cstdlib>
 #include <string>
 
-#include "backends/backend.h"
+#include "backends/adam.h"
+#include "backends/conv.h"
+#include "backends/device.h"
+#include "backends/elementwise.h"
+#include "backends/random.h"
+#include "backends/reduce.h"
+#include "backends/registry.h"
 #include "latent/latent.h"
 
 namespace latent::bench {
@@ -24,13 +30,54 @@ inline Device bench_device() {
              : Device::cpu();
 }
 
-inline backend::Backend& bench_backend() { return backend::get(bench_device()); }
+// The bench device's concept tables, behind one handle.
+struct BenchBackend {
+  Device device = bench_device();
+  const backend::ElementwiseTable& elementwise() const {
+    return backend::lookup<backend::ElementwiseTable>(device);
+  }
+  void copy(const Tensor& s, const Tensor& d) const { elementwise().copy(s, d); }
+  void unary(backend::UnaryOp op, const Tensor& x, const Tensor& y,
+             backend::UnaryParams p) const {
+    elementwise().unary(op, x, y, p);
+  }
+  void unary_backward(backend::UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& g,
+                      const Tensor& dx, backend::UnaryParams p) const {
+    elementwise().unary_backward(op, x, y, g, dx, p);
+  }
+  void binary(backend::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& o) const {
+    elementwise().binary(op, a, b, o);
+  }
+  void sum(const Tensor& x, const Tensor& o) const {
+    backend::lookup<backend::ReduceTable>(device).sum(x, o);
+  }
+  void argmax_rows(const Tensor& x, const Tensor& o) const {
+    backend::lookup<backend::ReduceTable>(device).argmax_rows(x, o);
+  }
+  void im2col(const backend::ConvGeometry& g, const Tensor& x, const Tensor& c) const {
+    backend::lookup<backend::ConvTable>(device).im2col(g, x, c);
+  }
+  void col2im(const backend::ConvGeometry& g, const Tensor& c, const Tensor& x) const {
+    backend::lookup<backend::ConvTable>(device).col2im(g, c, x);
+  }
+  void adam_step(const kernels::AdamConstants& c, const Tensor& p, const Tensor& g,
+                 const Tensor& m, const Tensor& v) const {
+    backend::lookup<backend::AdamTable>(device).step(c, p, g, m, v);
+  }
+  void random_normal(const Tensor& t, PhiloxKey key) const {
+    backend::lookup<backend::RandomTable>(device).normal(t, key);
+  }
+  void synchronize() const { latent::synchronize(device); }
+  const char* name() const { return backend::device_table(device).name(); }
+};
+
+inline BenchBackend bench_backend() { return BenchBackend{}; }
 
 // Times `body` (one or more launches) per iteration, waiting for the device at the end, and
 // reports the time through manual timing; sets bytes/s from `bytes` per iteration.
 template <class Body>
 void time_on_device(benchmark::State& state, double bytes, Body&& body) {
-  backend::Backend& be = bench_backend();
+  const BenchBackend be = bench_backend();
   body();  // warm-up: first-touch allocation, cuBLAS handle, caches
   be.synchronize();
   for (auto _ : state) {

@@ -13,6 +13,7 @@
 // 8n + 4n/d), so a higher figure is a faster run and fused / copy is the fraction of copy
 // bandwidth reached (DESIGN.md: ≥ 90 % at 2^26, ≥ 2× the unfused composition). Levels:
 // 8,5,5,5 (d = 4) and 8,8,8,5,5,5 (d = 6, rows that do not line up with 16-byte vectors).
+#include "backends/registry.h"
 #include "backends/fsq.h"
 #include "bench_util.h"
 
@@ -24,18 +25,12 @@ const std::vector<std::int64_t> kLevels6 = {8, 8, 8, 5, 5, 5};
 
 void quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
               const std::vector<std::int64_t>& levels) {
-  if (z.device().is_cuda())
-    cuda::fsq_quantize(z, codes, indices, levels, {});
-  else
-    cpu::fsq_quantize(z, codes, indices, levels, {});
+  backend::lookup<backend::FsqTable>(z.device()).quantize(z, codes, indices, levels, {});
 }
 
 void codes_to_indices(const Tensor& codes, const Tensor& indices,
                       const std::vector<std::int64_t>& levels) {
-  if (codes.device().is_cuda())
-    cuda::fsq_codes_to_indices(codes, indices, levels, {});
-  else
-    cpu::fsq_codes_to_indices(codes, indices, levels, {});
+  backend::lookup<backend::FsqTable>(codes.device()).codes_to_indices(codes, indices, levels, {});
 }
 
 struct Buffers {
@@ -88,10 +83,7 @@ void BM_fsq_backward_d4(benchmark::State& state) {
   const Tensor g = randn(b.z.shape(), gen, DType::f32, bench_device());
   const Tensor dz = empty_like(b.z);
   time_on_device(state, 12.0 * b.z.numel(), [&] {
-    if (b.z.device().is_cuda())
-      cuda::fsq_quantize_backward(b.z, g, dz, kLevels4, {});
-    else
-      cpu::fsq_quantize_backward(b.z, g, dz, kLevels4, {});
+    backend::lookup<backend::FsqTable>(b.z.device()).quantize_backward(b.z, g, dz, kLevels4, {});
   });
 }
 
@@ -100,10 +92,7 @@ void BM_fsq_decode_d4(benchmark::State& state) {
   const Buffers b = make_buffers(n, kLevels4);
   quantize(b.z, b.codes, b.indices, kLevels4);
   time_on_device(state, 4.0 * n + 4.0 * b.indices.numel(), [&] {
-    if (b.z.device().is_cuda())
-      cuda::fsq_indices_to_codes(b.indices, b.codes, kLevels4, {});
-    else
-      cpu::fsq_indices_to_codes(b.indices, b.codes, kLevels4, {});
+    backend::lookup<backend::FsqTable>(b.z.device()).indices_to_codes(b.indices, b.codes, kLevels4, {});
   });
 }
 

@@ -12,6 +12,7 @@
 //
 // bytes/s counts the fused kernel's bytes for the fused and unfused rows alike, so the
 // unfused row's number is the effective rate (time to do the same job), not its own traffic.
+#include "backends/registry.h"
 #include "backends/vae.h"
 #include "bench_util.h"
 
@@ -27,26 +28,23 @@ Shape latent_shape(std::int64_t n) {
   return n < kRowLength ? Shape{1, n} : Shape{n / kRowLength, kRowLength};
 }
 
+using backend::ReparamConfig;
+
 ReparamConfig bench_config() {
   ReparamConfig c;
-  c.key = PhiloxKey{1, 2};
-  c.check_finite = false;  // the composition does not check either
+  c.key = PhiloxKey{1, 2};  // no check messages: the composition does not check either
   return c;
 }
 
 int fused_forward(const ReparamConfig& c, const Tensor& mu, const Tensor& lv, const Tensor& z,
                   const Tensor& kl) {
-  return mu.device().is_cuda() ? cuda::reparam_kl_forward(c, mu, lv, z, kl)
-                               : cpu::reparam_kl_forward(c, mu, lv, z, kl);
+  backend::lookup<backend::VaeTable>(mu.device()).reparam_kl_forward(c, mu, lv, z, kl);
+  return 0;
 }
 
 void fused_backward(const ReparamConfig& c, const Tensor& mu, const Tensor& lv,
                     const Tensor& dz, const Tensor& dkl, const Tensor& dmu, const Tensor& dlv) {
-  if (mu.device().is_cuda()) {
-    cuda::reparam_kl_backward(c, mu, lv, dz, dkl, dmu, dlv);
-  } else {
-    cpu::reparam_kl_backward(c, mu, lv, dz, dkl, dmu, dlv);
-  }
+  backend::lookup<backend::VaeTable>(mu.device()).reparam_kl_backward(c, mu, lv, dz, dkl, dmu, dlv);
 }
 
 struct Operands {
@@ -72,7 +70,7 @@ void BM_reparam_kl_fused_forward(benchmark::State& state) {
 void BM_reparam_kl_unfused_forward(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   Operands o(n);
-  backend::Backend& be = bench_backend();
+  const BenchBackend be = bench_backend();
   const Shape shape = o.mu.shape();
   Tensor eps = empty(shape, DType::f32, bench_device()), half = empty_like(eps),
          sigma = empty_like(eps), noise = empty_like(eps), mu2 = empty_like(eps),
@@ -112,7 +110,7 @@ void BM_reparam_kl_fused_backward(benchmark::State& state) {
 void BM_reparam_kl_unfused_backward(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   Operands o(n);
-  backend::Backend& be = bench_backend();
+  const BenchBackend be = bench_backend();
   Generator gen(4);
   const Shape shape = o.mu.shape();
   const Tensor dz = uniform(shape, -1.0, 1.0, gen, DType::f32, bench_device());

@@ -24,6 +24,7 @@
 // reference loops run (the cuda variants report an error row).
 #include <cmath>
 
+#include "backends/registry.h"
 #include "backends/vq.h"
 #include "bench_util.h"
 
@@ -70,8 +71,10 @@ void run_argmin(benchmark::State& state, VqArgminAlgorithm algorithm, bool cpu_r
   double bytes = 4.0 * (N * D + K * D + N);
   if (algorithm == VqArgminAlgorithm::gemm) bytes += 8.0 * N * K;
   time_on_device(state, bytes, [&] {
-    if (cpu_reference) cpu::vq_argmin(z, codes, indices, Tensor());
-    else cuda::vq_argmin(z, codes, indices, Tensor(), algorithm, 0);
+    VqArgminOptions options;
+    options.algorithm = algorithm;
+    backend::lookup<backend::VqTable>(cpu_reference ? Device::cpu() : device)
+        .argmin(z, codes, indices, Tensor(), options);
   });
   const double flops = 2.0 * N * K * D + 3.0 * N * K;
   state.counters["FLOP/s"] =
@@ -127,8 +130,7 @@ void run_stats(benchmark::State& state, VqStatsAlgorithm algorithm) {
   const Tensor counts = empty({K}, DType::i32, device), sums = empty({K, D}, DType::f32, device);
   const double bytes = 4.0 * (N * D + N + K * D + K);
   time_on_device(state, bytes, [&] {
-    if (device.is_cpu()) cpu::vq_code_stats(z, indices, counts, sums);
-    else cuda::vq_code_stats(z, indices, counts, sums, algorithm);
+    backend::lookup<backend::VqTable>(device).code_stats(z, indices, counts, sums, algorithm);
   });
 }
 
@@ -168,8 +170,8 @@ void BM_vq_ema_update(benchmark::State& state) {
   // Per element: read M and m, write M and E; per code: read N and n, write N (and re-read N).
   const double bytes = 4.0 * (4.0 * K * D + 4.0 * K);
   time_on_device(state, bytes, [&] {
-    if (device.is_cpu()) cpu::vq_ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5);
-    else cuda::vq_ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5);
+    backend::lookup<backend::VqTable>(device)
+        .ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5);
   });
 }
 

@@ -15,6 +15,7 @@
 
 #include "kernels/adam_constants.h"
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 
 namespace latent::kernels {
 
@@ -34,8 +35,8 @@ LATENT_HOST_DEVICE inline void adam_element(const AdamConstants& c, T& p, T g, T
 template <class T>
 __global__ void adam_step_kernel(AdamConstants c, T* param, const T* grad, T* exp_avg,
                                  T* exp_avg_sq, std::int64_t n) {
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin(); i < n;
+       i += grid_stride_step()) {
     T p = param[i], m = exp_avg[i], v = exp_avg_sq[i];
     adam_element(c, p, grad[i], m, v);
     param[i] = p;

@@ -309,12 +309,11 @@ __global__ void __launch_bounds__(kFsqTileRows)
 }
 
 // codes[r, c] = fsq_code(digit_c of indices[r]). An index outside [0, size) gives a row of
-// NaN and sets *bad (the host turns that into an error).
+// NaN (the op checks the indices first, on the device: src/ops/fsq.cpp).
 template <class T>
 __global__ void __launch_bounds__(kFsqTileRows)
     fsq_indices_to_codes_kernel(FsqConstants<T> k, const std::int32_t* indices, T* codes,
-                                std::int64_t rows, std::int32_t size, std::int32_t* bad,
-                                bool vectorized) {
+                                std::int64_t rows, std::int32_t size, bool vectorized) {
   LATENT_DYNAMIC_SHARED(T, tile);
   const int d = k.dims;
   const std::int64_t tiles = (rows + kFsqTileRows - 1) / kFsqTileRows;
@@ -325,7 +324,6 @@ __global__ void __launch_bounds__(kFsqTileRows)
       const int first = static_cast<int>(threadIdx.x) * d;
       const std::int32_t index = indices[row0 + threadIdx.x];
       const bool valid = index >= 0 && index < size;
-      if (!valid) atomicExch(bad, 1);
       for (int c = 0; c < d; ++c) {
         const std::int32_t digit = (index / k.basis[c]) % k.levels[c];
         tile[fsq_slot<T>(first + c)] = valid ? fsq_code(k, c, digit) : static_cast<T>(NAN);

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 #include "kernels/philox.cuh"
 #include "kernels/philox_normal.cuh"
 
@@ -18,8 +19,8 @@ namespace latent::kernels {
 template <class T>
 __global__ void random_uniform_kernel(T* out, std::int64_t n, std::uint64_t seed,
                                       std::uint64_t offset, double low, double scale) {
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin(); i < n;
+       i += grid_stride_step()) {
     double u;
     if constexpr (sizeof(T) == 4) {
       u = philox_uniform_f32(seed, offset, i);
@@ -34,8 +35,8 @@ template <class T>
 __global__ void random_normal_kernel(T* out, std::int64_t n, std::uint64_t seed,
                                      std::uint64_t offset) {
   const std::int64_t groups = (n + 3) / 4;
-  for (std::int64_t g = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       g < groups; g += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t g = grid_stride_begin();
+       g < groups; g += grid_stride_step()) {
     const Normal4 v = philox_normal4(seed, offset, static_cast<std::uint64_t>(g));
     for (int j = 0; j < 4 && g * 4 + j < n; ++j) out[g * 4 + j] = static_cast<T>(v.v[j]);
   }

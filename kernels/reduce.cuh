@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 #include "kernels/indexing.cuh"
 
 namespace latent::kernels {
@@ -67,8 +68,8 @@ __global__ void sum_partials_kernel(const T* x, StridedIndex kept, StridedIndex 
 template <class T>
 __global__ void sum_per_thread_kernel(const T* x, StridedIndex kept, StridedIndex reduced,
                                       std::int64_t reduce_count, std::int64_t outputs, T* out) {
-  for (std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       o < outputs; o += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t o = grid_stride_begin();
+       o < outputs; o += grid_stride_step()) {
     const std::int64_t base = kept.offset(o);
     T acc = T(0);
     for (std::int64_t r = 0; r < reduce_count; ++r) acc += x[base + reduced.offset(r)];

@@ -53,6 +53,7 @@
 #include <cstdint>
 
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 
 namespace latent::kernels {
 
@@ -120,8 +121,8 @@ __device__ __forceinline__ std::int32_t vq_checked_index(T best, int index) {
 template <class T>
 __global__ void vq_code_norms_kernel(const T* __restrict__ codes, std::int64_t K, std::int64_t D,
                                      T* __restrict__ norms) {
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K;
-       k += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t k = grid_stride_begin(); k < K;
+       k += grid_stride_step()) {
     const T* e = codes + k * D;
     T acc = T(0);
     for (std::int64_t d = 0; d < D; ++d) acc += e[d] * e[d];
@@ -135,8 +136,8 @@ template <class T>
 __global__ void vq_argmin_naive_kernel(const T* __restrict__ z, const T* __restrict__ codes,
                                        std::int64_t N, std::int64_t K, std::int64_t D,
                                        std::int32_t* __restrict__ indices) {
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < N;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin(); i < N;
+       i += grid_stride_step()) {
     const T* row = z + i * D;
     T best = vq_infinity<T>();
     int best_k = kVqNoIndex;
@@ -368,8 +369,8 @@ __global__ void vq_argmin_merge_kernel(const T* __restrict__ best_values,
                                        const std::int32_t* __restrict__ best_indices,
                                        std::int64_t N, std::int64_t splits,
                                        std::int32_t* __restrict__ indices) {
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < N;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin(); i < N;
+       i += grid_stride_step()) {
     T best = vq_infinity<T>();
     int best_k = kVqNoIndex;
     for (std::int64_t s = 0; s < splits; ++s) {
@@ -419,8 +420,8 @@ __global__ void vq_gather_kernel(const T* __restrict__ codes,
                                  const std::int32_t* __restrict__ indices, std::int64_t N,
                                  std::int64_t D, T* __restrict__ out) {
   const std::int64_t total = N * D;
-  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = grid_stride_begin();
+       e < total; e += grid_stride_step()) {
     const std::int64_t i = e / D, d = e - i * D;
     out[e] = codes[static_cast<std::int64_t>(indices[i]) * D + d];
   }

@@ -49,6 +49,7 @@
 #include <cstdint>
 
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 #include "kernels/philox.cuh"
 #include "kernels/reduce.cuh"
 
@@ -56,13 +57,6 @@ namespace latent::kernels {
 
 constexpr int kVqStatsThreads = 256;
 constexpr std::int64_t kVqPiece = 256;  // rows of sorted order per piece
-
-__device__ __forceinline__ std::int64_t vq_thread_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ std::int64_t vq_thread_count() {
-  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-}
 
 // ---------------------------------------------------------------- counts only
 // counts[k] += #{i : idx_i = k} (counts zeroed by the caller). Integer atomics: the result
@@ -72,7 +66,7 @@ __device__ __forceinline__ std::int64_t vq_thread_count() {
 template <class I>
 __global__ void vq_histogram_kernel(const I* __restrict__ indices, std::int64_t N,
                                     std::int64_t K, I* __restrict__ counts) {
-  for (std::int64_t i = vq_thread_index(); i < N; i += vq_thread_count()) {
+  for (std::int64_t i = grid_stride_begin(); i < N; i += grid_stride_step()) {
     const I k = indices[i];
     if (k >= 0 && k < K) atomicAdd(&counts[k], 1);
   }
@@ -129,7 +123,7 @@ __global__ void vq_stats_block_finish_kernel(const T* __restrict__ partial_sums,
                                              T* __restrict__ sums,
                                              std::int32_t* __restrict__ counts) {
   const std::int64_t KD = K * D;
-  for (std::int64_t e = vq_thread_index(); e < KD + K; e += vq_thread_count()) {
+  for (std::int64_t e = grid_stride_begin(); e < KD + K; e += grid_stride_step()) {
     if (e < KD) {
       T acc = T(0);
       for (std::int64_t b = 0; b < blocks; ++b) acc += partial_sums[b * KD + e];
@@ -147,7 +141,7 @@ __global__ void vq_stats_block_finish_kernel(const T* __restrict__ partial_sums,
 // order[i] = i (the values the radix sort carries along with the codes).
 template <class I>
 __global__ void vq_iota_kernel(I* __restrict__ order, std::int64_t N) {
-  for (std::int64_t i = vq_thread_index(); i < N; i += vq_thread_count())
+  for (std::int64_t i = grid_stride_begin(); i < N; i += grid_stride_step())
     order[i] = static_cast<I>(i);
 }
 
@@ -162,7 +156,7 @@ __global__ void vq_stats_pieces_kernel(const T* __restrict__ z,
                                        std::int64_t D, T* __restrict__ sums,
                                        T* __restrict__ first_part, T* __restrict__ last_part) {
   const std::int64_t pieces = (N + kVqPiece - 1) / kVqPiece;
-  for (std::int64_t item = vq_thread_index(); item < pieces * D; item += vq_thread_count()) {
+  for (std::int64_t item = grid_stride_begin(); item < pieces * D; item += grid_stride_step()) {
     const std::int64_t p = item / D, d = item - p * D;
     const std::int64_t begin = p * kVqPiece;
     const std::int64_t end = begin + kVqPiece < N ? begin + kVqPiece : N;
@@ -198,7 +192,7 @@ __global__ void vq_stats_pieces_kernel(const T* __restrict__ z,
 template <class I>
 __global__ void vq_segment_bounds_kernel(const I* __restrict__ keys, std::int64_t N,
                                          std::int64_t K, I* __restrict__ bounds) {
-  for (std::int64_t k = vq_thread_index(); k <= K; k += vq_thread_count()) {
+  for (std::int64_t k = grid_stride_begin(); k <= K; k += grid_stride_step()) {
     std::int64_t lo = 0, hi = N;
     while (lo < hi) {
       const std::int64_t mid = lo + (hi - lo) / 2;
@@ -217,7 +211,7 @@ __global__ void vq_stats_segments_finish_kernel(const std::int32_t* __restrict__
                                                 const T* __restrict__ last_part, std::int64_t K,
                                                 std::int64_t D, T* __restrict__ sums,
                                                 std::int32_t* __restrict__ counts) {
-  for (std::int64_t item = vq_thread_index(); item < K * D; item += vq_thread_count()) {
+  for (std::int64_t item = grid_stride_begin(); item < K * D; item += grid_stride_step()) {
     const std::int64_t k = item / D, d = item - k * D;
     const std::int64_t lo = bounds[k], hi = bounds[k + 1];
     if (d == 0) counts[k] = static_cast<std::int32_t>(hi - lo);
@@ -240,7 +234,7 @@ __global__ void vq_stats_atomic_kernel(const T* __restrict__ z,
                                        const std::int32_t* __restrict__ indices, std::int64_t N,
                                        std::int64_t K, std::int64_t D, T* __restrict__ sums,
                                        std::int32_t* __restrict__ counts) {
-  for (std::int64_t e = vq_thread_index(); e < N * D; e += vq_thread_count()) {
+  for (std::int64_t e = grid_stride_begin(); e < N * D; e += grid_stride_step()) {
     const std::int64_t i = e / D, d = e - i * D;
     const std::int32_t k = indices[i];
     if (k < 0 || k >= K) continue;
@@ -291,7 +285,7 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
       auto* cv = reinterpret_cast<float4*>(codebook);
       auto* mv = reinterpret_cast<float4*>(ema_sum);
       const auto* sv = reinterpret_cast<const float4*>(sums);
-      for (std::int64_t p = vq_thread_index(); p < KD / 4; p += vq_thread_count()) {
+      for (std::int64_t p = grid_stride_begin(); p < KD / 4; p += grid_stride_step()) {
         const std::int64_t k = (p * 4) / D;
         const T smoothed = (ema_count[k] + epsilon) * scale;
         const float4 old_m = mv[p], batch = sv[p];
@@ -310,7 +304,7 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
       return;
     }
   }
-  for (std::int64_t e = vq_thread_index(); e < KD; e += vq_thread_count()) {
+  for (std::int64_t e = grid_stride_begin(); e < KD; e += grid_stride_step()) {
     const T smoothed = (ema_count[e / D] + epsilon) * scale;
     vq_ema_element(codebook, ema_sum, sums, e, keep, take, smoothed);
   }
@@ -335,7 +329,7 @@ __global__ void vq_revive_kernel(T* __restrict__ codebook, T* __restrict__ ema_c
                                  std::int64_t N, std::int64_t K, std::int64_t D, T threshold,
                                  T reset, std::uint64_t seed, std::uint64_t offset,
                                  std::int32_t* __restrict__ revived) {
-  for (std::int64_t k = vq_thread_index(); k < K; k += vq_thread_count()) {
+  for (std::int64_t k = grid_stride_begin(); k < K; k += grid_stride_step()) {
     if (!(ema_count[k] < threshold)) {
       revived[k] = 0;
       continue;

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "backends/cuda/caching_allocator.h"
 #include "latent/latent.h"
 #include "test_util.h"
@@ -30,12 +31,12 @@ class Backends : public ::testing::Test {
       GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda tests need a GPU "
                       "here (the default SIMT build runs them on the CPU)";
     }
-    backend::get(cuda).set_poison_allocations(true);
-    backend::cpu().set_poison_allocations(true);
+    backend::set_poison_allocations(cuda, true);
+    backend::set_poison_allocations(Device::cpu(), true);
   }
   void TearDown() override {
-    if (backend_available(DeviceType::cuda)) backend::get(cuda).set_poison_allocations(false);
-    backend::cpu().set_poison_allocations(false);
+    if (backend_available(DeviceType::cuda)) backend::set_poison_allocations(cuda, false);
+    backend::set_poison_allocations(Device::cpu(), false);
   }
 
   // Runs f on cpu and on cuda with the same inputs; compares every output and the gradient

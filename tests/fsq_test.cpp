@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "cli_util.h"
 #include "latent/latent.h"
 #include "test_util.h"
@@ -377,13 +378,13 @@ class FsqBackends : public ::testing::Test {
       GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda FSQ tests need a "
                       "GPU here (the default SIMT build runs them on the CPU)";
     }
-    backend::get(Device::cuda(0)).set_poison_allocations(true);
-    backend::cpu().set_poison_allocations(true);
+    backend::set_poison_allocations(Device::cuda(0), true);
+    backend::set_poison_allocations(Device::cpu(), true);
   }
   void TearDown() override {
     if (backend_available(DeviceType::cuda))
-      backend::get(Device::cuda(0)).set_poison_allocations(false);
-    backend::cpu().set_poison_allocations(false);
+      backend::set_poison_allocations(Device::cuda(0), false);
+    backend::set_poison_allocations(Device::cpu(), false);
   }
 
   // Under SIMT the kernels and the cpu loops share one math library: bitwise equality. A

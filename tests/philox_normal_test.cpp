@@ -10,7 +10,8 @@
 #include <numbers>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "kernels/philox_normal.cuh"
 #include "latent/latent.h"
 #include "latent/vae.h"
@@ -177,7 +178,7 @@ TEST(PhiloxNormal, BitwiseEqualOnCpuAndCuda) {
     GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda half of this test "
                     "needs a GPU here (the default SIMT build runs it on the CPU)";
   }
-  backend::get(kCuda).set_poison_allocations(true);
+  backend::set_poison_allocations(kCuda, true);
   for (DType dtype : {DType::f32, DType::f64}) {
     for (std::int64_t n : {1, 2, 3, 5, 31, 33, 1000003}) {
       Generator a(0), b(0);
@@ -202,7 +203,7 @@ TEST(PhiloxNormal, BitwiseEqualOnCpuAndCuda) {
       }
     }
   }
-  backend::get(kCuda).set_poison_allocations(false);
+  backend::set_poison_allocations(kCuda, false);
 }
 
 TEST(PhiloxNormal, DifferentOffsetsAndSeedsGiveDifferentNumbers) {

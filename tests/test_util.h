@@ -25,11 +25,13 @@
 #include <utility>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "latent/autograd.h"
 #include "latent/error.h"
 #include "latent/ops.h"
 #include "latent/random.h"
+#include "latent/stream.h"
 #include "latent/tensor.h"
 
 namespace latent::test {
@@ -137,10 +139,13 @@ inline ::testing::AssertionResult identical(const Tensor& a, const Tensor& b) {
 
 // Runs `body` and succeeds when it throws latent::Error whose message contains every one of
 // `parts`.
+// A device-side check (NaN input, index out of range) on cuda fails at the next check
+// point, not inside the op: the body is followed by one, as a training step is.
 inline ::testing::AssertionResult throws_error(const std::function<void()>& body,
                                                const std::vector<std::string>& parts) {
   try {
     body();
+    if (backend_available(DeviceType::cuda)) check_errors(Device::cuda(0));
   } catch (const Error& e) {
     const std::string message = e.what();
     for (const std::string& part : parts) {
@@ -283,12 +288,12 @@ class CpuAndCudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     has_cuda_ = backend_available(DeviceType::cuda);
-    if (has_cuda_) backend::get(Device::cuda(0)).set_poison_allocations(true);
-    backend::cpu().set_poison_allocations(true);
+    if (has_cuda_) backend::set_poison_allocations(Device::cuda(0), true);
+    backend::set_poison_allocations(Device::cpu(), true);
   }
   void TearDown() override {
-    if (has_cuda_) backend::get(Device::cuda(0)).set_poison_allocations(false);
-    backend::cpu().set_poison_allocations(false);
+    if (has_cuda_) backend::set_poison_allocations(Device::cuda(0), false);
+    backend::set_poison_allocations(Device::cpu(), false);
   }
   std::vector<Device> devices() const {
     if (!has_cuda_) {

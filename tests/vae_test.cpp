@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "kernels/philox_normal.cuh"
 #include "cli_util.h"
 #include "latent/latent.h"
@@ -49,12 +50,12 @@ std::vector<Device> devices() {
 class Poisoned : public ::testing::Test {
  protected:
   void SetUp() override {
-    backend::get(kCpu).set_poison_allocations(true);
-    if (have_cuda()) backend::get(kCuda).set_poison_allocations(true);
+    backend::set_poison_allocations(kCpu, true);
+    if (have_cuda()) backend::set_poison_allocations(kCuda, true);
   }
   void TearDown() override {
-    backend::get(kCpu).set_poison_allocations(false);
-    if (have_cuda()) backend::get(kCuda).set_poison_allocations(false);
+    backend::set_poison_allocations(kCpu, false);
+    if (have_cuda()) backend::set_poison_allocations(kCuda, false);
   }
 };
 

@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "kernels/philox.cuh"
 #include "cli_util.h"
 #include "latent/latent.h"

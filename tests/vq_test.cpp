@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/registry.h"
 #include "latent/latent.h"
 #include "latent/vq.h"
 #include "test_util.h"

@@ -23,7 +23,13 @@ constexpr DType dtype_of<double>() { return DType::f64; }
 template <>
 constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
 
+// cpu and cuda are built in; register_device_type adds more at run time (up to 8 in all).
 enum class DeviceType : std::uint8_t { cpu, cuda };
+
+// A new device type named `name` (or the existing one of that name). Its tables are
+// registered by the caller (src/backends/registry.h); tests use it for a fake device.
+DeviceType register_device_type(const std::string& name);
+std::string device_type_name(DeviceType type);  // "cpu", "cuda", or the registered name
 
 struct Device {
   DeviceType type = DeviceType::cpu;
@@ -33,16 +39,18 @@ struct Device {
   static Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
   bool is_cpu() const { return type == DeviceType::cpu; }
   bool is_cuda() const { return type == DeviceType::cuda; }
-  std::string str() const;  // "cpu", "cuda:0"
+  std::string str() const;  // "cpu", "cuda:0", "<name>:<index>" for a registered type
   friend bool operator==(const Device& a, const Device& b) {
     return a.type == b.type && a.index == b.index;
   }
 };
 
-// Parses "cpu", "cuda", "cuda:N". "auto" is resolved by the caller (see backend_available).
+// Parses "cpu", "cuda", "cuda:N" (and "<name>", "<name>:N" for a registered device type).
+// "auto" is resolved by the caller (see backend_available).
 Device parse_device(std::string_view text);
 
-// True when a backend for this device type was compiled in and can run here.
+// True when this device type's tables are registered (for cuda: compiled in and able to run
+// here: a GPU is present, or the kernels run on the SIMT executor).
 bool backend_available(DeviceType type);
 
 // True when the backend runs its device code on the CPU (the cuda backend under the SIMT

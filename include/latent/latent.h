@@ -12,6 +12,7 @@
 #include "latent/ops.h"
 #include "latent/optim.h"
 #include "latent/random.h"
+#include "latent/stream.h"
 #include "latent/tensor.h"
 #include "latent/train.h"
 #include "latent/vae.h"

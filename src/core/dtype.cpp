@@ -27,18 +27,23 @@ const char* dtype_name(DType dtype) {
 bool is_floating(DType dtype) { return dtype == DType::f32 || dtype == DType::f64; }
 
 std::string Device::str() const {
-  return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
+  return is_cpu() ? std::string("cpu") : device_type_name(type) + ":" + std::to_string(index);
 }
 
 Device parse_device(std::string_view text) {
   if (text == "cpu") return Device::cpu();
-  if (text == "cuda") return Device::cuda(0);
-  if (text.substr(0, 5) == "cuda:") {
-    int index = -1;
-    const auto digits = text.substr(5);
+  const auto colon = text.find(':');
+  const std::string name(text.substr(0, colon));
+  int index = 0;
+  if (colon != std::string_view::npos) {
+    index = -1;
+    const auto digits = text.substr(colon + 1);
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
-    if (ec == std::errc() && end == digits.data() + digits.size() && index >= 0)
-      return Device::cuda(index);
+    if (ec != std::errc() || end != digits.data() + digits.size()) index = -1;
+  }
+  for (int t = 1; t < 8 && index >= 0; ++t) {
+    const auto type = static_cast<DeviceType>(t);
+    if (device_type_name(type) == name) return Device{type, index};
   }
   LATENT_FAIL("unknown device '", text, "': expected cpu, cuda or cuda:N");
 }

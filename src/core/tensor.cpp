@@ -8,7 +8,10 @@
 #include <ostream>
 #include <sstream>
 
-#include "backends/backend.h"
+#include "backends/device.h"
+#include "backends/elementwise.h"
+#include "backends/random.h"
+#include "backends/registry.h"
 #include "core/tensor_impl.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -81,11 +84,11 @@ void check_same_device_dtype(const char* op, const std::vector<Tensor>& tensors)
 
 // ------------------------------------------------------------------ storage
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  data_ = backend::get(device).allocate(nbytes);
+  data_ = backend::device_table(device).allocate(nbytes);
 }
 
 Storage::~Storage() {
-  if (data_) backend::get(device_).deallocate(data_, nbytes_);
+  if (data_) backend::device_table(device_).deallocate(data_);
 }
 
 // ------------------------------------------------------------------ construction helpers
@@ -181,7 +184,7 @@ std::vector<T> Tensor::to_vector() const {
   NoGradGuard no_grad;
   const Tensor c = contiguous();
   std::vector<T> out(static_cast<std::size_t>(numel()));
-  backend::get(device()).copy_to_host(out.data(), c.data_ptr(), out.size() * sizeof(T));
+  backend::device_table(device()).copy_to_host(out.data(), c.data_ptr(), out.size() * sizeof(T));
   return out;
 }
 
@@ -192,7 +195,7 @@ T Tensor::item() const {
   NoGradGuard no_grad;
   const Tensor c = to(dtype_of<T>());
   T value{};
-  backend::get(device()).copy_to_host(&value, c.data_ptr(), sizeof(T));
+  backend::device_table(device()).copy_to_host(&value, c.data_ptr(), sizeof(T));
   return value;
 }
 
@@ -216,14 +219,14 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
-  backend::get(device()).copy(*this, out);
+  backend::lookup<backend::ElementwiseTable>(device()).copy(*this, out);
   return record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out = empty(shape(), target, device());
-  backend::get(device()).copy(*this, out);
+  backend::lookup<backend::ElementwiseTable>(device()).copy(*this, out);
   if (!is_floating(target) || !is_floating(dtype())) return out;
   const DType source = dtype();
   return record(out, "to_dtype", {*this},
@@ -236,13 +239,13 @@ Tensor Tensor::to(Device target) const {
   Tensor out = empty(shape(), dtype(), target);
   const std::size_t nbytes = static_cast<std::size_t>(numel()) * dtype_size(dtype());
   if (device().is_cpu()) {
-    backend::get(target).copy_from_host(out.data_ptr(), source.data_ptr(), nbytes);
+    backend::device_table(target).copy_from_host(out.data_ptr(), source.data_ptr(), nbytes);
   } else if (target.is_cpu()) {
-    backend::get(device()).copy_to_host(out.data_ptr(), source.data_ptr(), nbytes);
+    backend::device_table(device()).copy_to_host(out.data_ptr(), source.data_ptr(), nbytes);
   } else {
     std::vector<char> staging(nbytes);
-    backend::get(device()).copy_to_host(staging.data(), source.data_ptr(), nbytes);
-    backend::get(target).copy_from_host(out.data_ptr(), staging.data(), nbytes);
+    backend::device_table(device()).copy_to_host(staging.data(), source.data_ptr(), nbytes);
+    backend::device_table(target).copy_from_host(out.data_ptr(), staging.data(), nbytes);
   }
   const Device from = device();
   return record(out, "to_device", {*this},
@@ -254,13 +257,13 @@ Tensor& Tensor::copy_(const Tensor& src) {
                " differs from destination shape ", shape_str(shape()));
   NoGradGuard no_grad;
   Tensor source = src.device() == device() ? src : src.to(device());
-  backend::get(device()).copy(source, *this);
+  backend::lookup<backend::ElementwiseTable>(device()).copy(source, *this);
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
   if (is_contiguous()) {
-    backend::get(device()).fill(*this, value);
+    backend::lookup<backend::ElementwiseTable>(device()).fill(*this, value);
   } else {
     copy_(full(shape(), value, dtype(), device()));
   }
@@ -430,7 +433,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (t.numel() > 0) backend::get(device).fill(t, value);
+  if (t.numel() > 0) backend::lookup<backend::ElementwiseTable>(device).fill(t, value);
   return t;
 }
 Tensor zeros(const Shape& shape, DType dtype, Device device) {
@@ -448,7 +451,7 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   const double count = std::ceil((end - start) / step);
   const std::int64_t n = count > 0 ? static_cast<std::int64_t>(count) : 0;
   Tensor t = empty({n}, dtype, device);
-  if (n > 0) backend::get(device).arange(t, start, step);
+  if (n > 0) backend::lookup<backend::ElementwiseTable>(device).arange(t, start, step);
   return t;
 }
 Tensor arange(std::int64_t end, DType dtype, Device device) {
@@ -462,7 +465,7 @@ Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()
 Tensor from_blob_copy(const void* data, const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   const std::size_t nbytes = static_cast<std::size_t>(t.numel()) * dtype_size(dtype);
-  if (nbytes) backend::get(device).copy_from_host(t.data_ptr(), data, nbytes);
+  if (nbytes) backend::device_table(device).copy_from_host(t.data_ptr(), data, nbytes);
   return t;
 }
 
@@ -483,7 +486,7 @@ Tensor uniform(const Shape& shape, double low, double high, Generator& gen, DTyp
   LATENT_CHECK(is_floating(dtype), "uniform: dtype must be floating, got ", dtype_name(dtype));
   Tensor t = empty(shape, dtype, device);
   const PhiloxKey key = gen.next();
-  if (t.numel() > 0) backend::get(device).random_uniform(t, key, low, high);
+  if (t.numel() > 0) backend::lookup<backend::RandomTable>(device).uniform(t, key, low, high);
   return t;
 }
 Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
@@ -493,7 +496,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
   LATENT_CHECK(is_floating(dtype), "randn: dtype must be floating, got ", dtype_name(dtype));
   Tensor t = empty(shape, dtype, device);
   const PhiloxKey key = gen.next();
-  if (t.numel() > 0) backend::get(device).random_normal(t, key);
+  if (t.numel() > 0) backend::lookup<backend::RandomTable>(device).normal(t, key);
   return t;
 }
 

@@ -8,7 +8,8 @@
 // where Y' and G' are the output and its gradient with N and OC swapped.
 // conv_transpose2d is the adjoint of conv2d, so its forward is conv2d's input gradient and
 // its input gradient is conv2d's forward; the three primitives below serve both.
-#include "backends/backend.h"
+#include "backends/conv.h"
+#include "backends/registry.h"
 #include "core/tensor_impl.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -34,9 +35,8 @@ Tensor from_channel_major(const Tensor& m, std::int64_t n, std::int64_t h, std::
 
 // y [N, OC, OH, OW] = conv(x [N, C, H, W], w [OC, C, KH, KW]). No autograd.
 Tensor conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g) {
-  auto& be = backend::get(x.device());
   Tensor cols = empty({g.col_rows(), g.col_cols()}, x.dtype(), x.device());
-  be.im2col(g, x.contiguous(), cols);
+  backend::lookup<backend::ConvTable>(x.device()).im2col(g, x.contiguous(), cols);
   const Tensor y = matmul(w.reshape({w.shape()[0], g.col_rows()}), cols);
   return from_channel_major(y, g.batch, g.out_h, g.out_w);
 }
@@ -46,7 +46,7 @@ Tensor conv_backward_input(const Tensor& dy, const Tensor& w, const ConvGeometry
   const Tensor dcols =
       matmul(w.reshape({w.shape()[0], g.col_rows()}).t(), to_channel_major(dy));
   Tensor dx = empty({g.batch, g.channels, g.height, g.width}, dy.dtype(), dy.device());
-  backend::get(dy.device()).col2im(g, dcols, dx);
+  backend::lookup<backend::ConvTable>(dy.device()).col2im(g, dcols, dx);
   return dx;
 }
 
@@ -54,7 +54,7 @@ Tensor conv_backward_input(const Tensor& dy, const Tensor& w, const ConvGeometry
 Tensor conv_backward_weight(const Tensor& dy, const Tensor& x, const ConvGeometry& g,
                             const Shape& w_shape) {
   Tensor cols = empty({g.col_rows(), g.col_cols()}, x.dtype(), x.device());
-  backend::get(x.device()).im2col(g, x.contiguous(), cols);
+  backend::lookup<backend::ConvTable>(x.device()).im2col(g, x.contiguous(), cols);
   return matmul(to_channel_major(dy), cols.t()).reshape(w_shape);
 }
 

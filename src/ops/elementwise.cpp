@@ -3,7 +3,8 @@
 // Each forward allocates its output, hands the primitive to the device's backend and records
 // a backward closure. Broadcast gradients are reduced back to each input's shape by one
 // function, sum_to (see reduce.cpp).
-#include "backends/backend.h"
+#include "backends/elementwise.h"
+#include "backends/registry.h"
 #include "core/tensor_impl.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -29,7 +30,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty(out_shape, a.dtype(), a.device());
   if (out.numel() > 0) {
-    backend::get(a.device())
+    backend::lookup<backend::ElementwiseTable>(a.device())
         .binary(op, broadcast_view(a, out_shape), broadcast_view(b, out_shape), out);
   }
   const Shape a_shape = a.shape(), b_shape = b.shape();
@@ -69,13 +70,13 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryParams params = {}) {
   check_floating(name, x);
   const Tensor input = x.contiguous();
   Tensor out = empty(input.shape(), input.dtype(), input.device());
-  if (out.numel() > 0) backend::get(input.device()).unary(op, input, out, params);
+  if (out.numel() > 0) backend::lookup<backend::ElementwiseTable>(input.device()).unary(op, input, out, params);
   const Tensor saved_x = input.detach(), saved_y = out.detach();
   return record(out, name, {input}, [op, params, saved_x, saved_y](const Tensor& g) {
     const Tensor dL_dy = g.contiguous();
     Tensor dL_dx = empty_like(saved_x);
     if (dL_dx.numel() > 0) {
-      backend::get(saved_x.device())
+      backend::lookup<backend::ElementwiseTable>(saved_x.device())
           .unary_backward(op, saved_x, saved_y, dL_dy, dL_dx, params);
     }
     return std::vector<Tensor>{dL_dx};

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "backends/fsq.h"
+#include "backends/registry.h"
+#include "ops/checks.h"
 #include "latent/autograd.h"
 
 namespace latent {
@@ -55,10 +57,7 @@ FsqOutput fsq_quantize(const Tensor& z, const std::vector<std::int64_t>& levels,
   out.indices = empty(Shape(input.shape().begin(), input.shape().end() - 1), DType::i32,
                       input.device());
   if (input.numel() > 0) {
-    if (input.device().is_cuda())
-      cuda::fsq_quantize(input, out.codes, out.indices, levels, options);
-    else
-      cpu::fsq_quantize(input, out.codes, out.indices, levels, options);
+    backend::lookup<backend::FsqTable>(input.device()).quantize(input, out.codes, out.indices, levels, options);
   }
   const Tensor saved_z = input.detach();
   out.codes = record(out.codes, "fsq_quantize", {input},
@@ -66,10 +65,8 @@ FsqOutput fsq_quantize(const Tensor& z, const std::vector<std::int64_t>& levels,
                        const Tensor dL_dcodes = g.contiguous();
                        Tensor dL_dz = empty_like(saved_z);
                        if (dL_dz.numel() > 0) {
-                         if (saved_z.device().is_cuda())
-                           cuda::fsq_quantize_backward(saved_z, dL_dcodes, dL_dz, levels, options);
-                         else
-                           cpu::fsq_quantize_backward(saved_z, dL_dcodes, dL_dz, levels, options);
+                         backend::lookup<backend::FsqTable>(saved_z.device())
+                             .quantize_backward(saved_z, dL_dcodes, dL_dz, levels, options);
                        }
                        return std::vector<Tensor>{dL_dz};
                      });
@@ -87,13 +84,11 @@ Tensor fsq_indices_to_codes(const Tensor& indices, const std::vector<std::int64_
   const Tensor input = indices.contiguous();
   Shape shape = input.shape();
   shape.push_back(static_cast<std::int64_t>(levels.size()));
+  const std::int64_t size = fsq_codebook_size(levels);
+  ops::check_index_range(input, 0, size, "fsq_indices_to_codes: ",
+                         detail::concat(" is outside the implicit codebook [0, ", size, ")"));
   Tensor codes = empty(shape, dtype, input.device());
-  if (input.numel() > 0) {
-    if (input.device().is_cuda())
-      cuda::fsq_indices_to_codes(input, codes, levels, options);
-    else
-      cpu::fsq_indices_to_codes(input, codes, levels, options);
-  }
+  if (input.numel() > 0) backend::lookup<backend::FsqTable>(input.device()).indices_to_codes(input, codes, levels, options);
   return codes;
 }
 
@@ -111,10 +106,7 @@ Tensor fsq_codes_to_indices(const Tensor& codes, const std::vector<std::int64_t>
   Tensor indices = empty(Shape(input.shape().begin(), input.shape().end() - 1), DType::i32,
                          input.device());
   if (input.numel() > 0) {
-    if (input.device().is_cuda())
-      cuda::fsq_codes_to_indices(input, indices, levels, options);
-    else
-      cpu::fsq_codes_to_indices(input, indices, levels, options);
+    backend::lookup<backend::FsqTable>(input.device()).codes_to_indices(input, indices, levels, options);
   }
   return indices;
 }

@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backends/backend.h"
+#include "backends/elementwise.h"
+#include "backends/reduce.h"
+#include "backends/registry.h"
 #include "core/tensor_impl.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -12,7 +14,7 @@ namespace latent {
 Tensor expand(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   Tensor out = empty(shape, x.dtype(), x.device());
-  if (out.numel() > 0) backend::get(x.device()).copy(broadcast_view(x, shape), out);
+  if (out.numel() > 0) backend::lookup<backend::ElementwiseTable>(x.device()).copy(broadcast_view(x, shape), out);
   const Shape original = x.shape();
   return record(out, "expand", {x},
                 [original](const Tensor& g) { return std::vector<Tensor>{sum_to(g, original)}; });
@@ -36,7 +38,7 @@ Tensor sum(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim)
   if (x.numel() == 0) {
     out.fill_(0.0);
   } else if (out.numel() > 0) {
-    backend::get(x.device()).sum(x, out);
+    backend::lookup<backend::ReduceTable>(x.device()).sum(x, out);
   }
   out = make_view(out, out_shape, contiguous_strides(out_shape), 0);
   const Shape input_shape = x.shape();
@@ -96,7 +98,7 @@ Tensor argmax(const Tensor& x, std::int64_t dim) {
   order.push_back(axis);
   const Tensor rows = x.permute(order).contiguous().reshape({-1, x.shape()[axis]});
   Tensor out = empty({rows.shape()[0]}, DType::i32, x.device());
-  backend::get(x.device()).argmax_rows(rows, out);
+  backend::lookup<backend::ReduceTable>(x.device()).argmax_rows(rows, out);
   Shape out_shape = x.shape();
   out_shape.erase(out_shape.begin() + axis);
   return out.reshape(out_shape);

@@ -14,6 +14,7 @@
 // backward with dL/dz (if Z ran) and dL/dkl, and returns dL/dmu and dL/dlogvar.
 #include <memory>
 
+#include "backends/registry.h"
 #include "backends/vae.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -21,6 +22,8 @@
 
 namespace latent {
 namespace {
+
+using backend::ReparamConfig;
 
 struct Prepared {
   Tensor mu, logvar;  // contiguous (differentiable copies when the inputs were views)
@@ -49,18 +52,20 @@ Prepared prepare(const char* op, const Tensor& mu, const Tensor& logvar, PhiloxK
   p.config.key = key;
   p.config.logvar_min = options.logvar_min;
   p.config.logvar_max = options.logvar_max;
-  p.config.check_finite = options.check_finite;
+  if (options.check_finite) {
+    p.config.nonfinite_mu_message =
+        detail::concat(op, ": mu ", shape_str(p.mu.shape()), " holds NaN or Inf");
+    p.config.nonfinite_logvar_message =
+        detail::concat(op, ": logvar ", shape_str(p.logvar.shape()), " holds NaN or Inf");
+  }
   return p;
 }
 
-void forward(const char* op, const Prepared& p, const Tensor& z, const Tensor& kl) {
-  const int nonfinite = p.mu.device().is_cuda()
-                            ? cuda::reparam_kl_forward(p.config, p.mu, p.logvar, z, kl)
-                            : cpu::reparam_kl_forward(p.config, p.mu, p.logvar, z, kl);
-  LATENT_CHECK((nonfinite & kReparamNonfiniteLogvar) == 0, op, ": logvar ",
-               shape_str(p.logvar.shape()), " holds NaN or Inf");
-  LATENT_CHECK((nonfinite & kReparamNonfiniteMu) == 0, op, ": mu ", shape_str(p.mu.shape()),
-               " holds NaN or Inf");
+// Non-finite mu / logvar fail the device-side check the forward kernel raises (the
+// messages are in p.config): at once on cpu, at the next check point on cuda.
+void forward(const Prepared& p, const Tensor& z, const Tensor& kl) {
+  backend::lookup<backend::VaeTable>(p.mu.device())
+      .reparam_kl_forward(p.config, p.mu, p.logvar, z, kl);
 }
 
 // dL/dmu and dL/dlogvar from dL/dz and/or dL/dkl (either may be undefined).
@@ -69,11 +74,8 @@ std::vector<Tensor> backward(const ReparamConfig& config, const Tensor& mu,
   const Tensor dz = dL_dz.defined() ? dL_dz.contiguous() : Tensor();
   const Tensor dkl = dL_dkl.defined() ? dL_dkl.contiguous() : Tensor();
   Tensor dmu = empty_like(mu), dlogvar = empty_like(logvar);
-  if (mu.device().is_cuda()) {
-    cuda::reparam_kl_backward(config, mu, logvar, dz, dkl, dmu, dlogvar);
-  } else {
-    cpu::reparam_kl_backward(config, mu, logvar, dz, dkl, dmu, dlogvar);
-  }
+  backend::lookup<backend::VaeTable>(mu.device())
+      .reparam_kl_backward(config, mu, logvar, dz, dkl, dmu, dlogvar);
   return {dmu, dlogvar};
 }
 
@@ -91,7 +93,7 @@ Tensor reparameterize(const Tensor& mu, const Tensor& logvar, PhiloxKey key,
                       const ReparamOptions& options) {
   const Prepared p = prepare("reparameterize", mu, logvar, key, options);
   Tensor z = empty(p.mu.shape(), p.mu.dtype(), p.mu.device());
-  forward("reparameterize", p, z, Tensor());
+  forward(p, z, Tensor());
   const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
   const ReparamConfig config = p.config;
   return record(z, "reparameterize", {p.mu, p.logvar},
@@ -109,7 +111,7 @@ Tensor reparameterize(const Tensor& mu, const Tensor& logvar, Generator& gen,
 Tensor gaussian_kl(const Tensor& mu, const Tensor& logvar, const ReparamOptions& options) {
   const Prepared p = prepare("gaussian_kl", mu, logvar, PhiloxKey{}, options);
   Tensor kl = empty({p.mu.size(0)}, p.mu.dtype(), p.mu.device());
-  forward("gaussian_kl", p, Tensor(), kl);
+  forward(p, Tensor(), kl);
   const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
   const ReparamConfig config = p.config;
   return record(kl, "gaussian_kl", {p.mu, p.logvar},
@@ -125,7 +127,7 @@ ReparamKl reparameterize_kl(const Tensor& mu, const Tensor& logvar, PhiloxKey ke
   const Prepared p = prepare("reparameterize_kl", mu, logvar, key, options);
   Tensor z = empty(p.mu.shape(), p.mu.dtype(), p.mu.device());
   Tensor kl = empty({p.mu.size(0)}, p.mu.dtype(), p.mu.device());
-  forward("reparameterize_kl", p, z, kl);
+  forward(p, z, kl);
 
   // dL/dz parked by z's node for kl's node (see the top of this file).
   struct Context {

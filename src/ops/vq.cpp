@@ -13,12 +13,14 @@
 #include <limits>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/check.h"
+#include "backends/registry.h"
 #include "backends/vq.h"
 #include "kernels/vq_ema.cuh"
 #include "latent/autograd.h"
 #include "latent/ops.h"
 #include "latent/vq.h"
+#include "ops/checks.h"
 
 namespace latent {
 namespace {
@@ -39,26 +41,19 @@ void check_same(const Tensor& a, const Tensor& b, const char* op, const char* a_
                b_name, " is ", dtype_name(b.dtype()));
 }
 
-// Indices: int32 [N] with every value in [0, K). Checked on the host (a copy for cuda).
+// Indices: int32 [N] with every value in [0, K) (a device-side check: ops/checks.h).
 void check_indices(const Tensor& indices, std::int64_t K, const char* op) {
   LATENT_CHECK(indices.defined(), op, ": indices are undefined");
   LATENT_CHECK(indices.dtype() == DType::i32, op, ": indices must be int32, got ",
                dtype_name(indices.dtype()));
   LATENT_CHECK(indices.dim() == 1, op, ": indices must be a vector [N], got ",
                shape_str(indices.shape()));
-  const std::vector<std::int32_t> values = indices.to_vector<std::int32_t>();
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    LATENT_CHECK(values[i] >= 0 && values[i] < K, op, ": index ", values[i], " at position ", i,
-                 " is out of range for a codebook of ", K, " codes");
-  }
+  ops::check_index_range(indices, 0, K, detail::concat(op, ": "),
+                         detail::concat(" is out of range for a codebook of ", K, " codes"));
 }
 
 void check_finite(const Tensor& t, const char* op, const char* name) {
-  const std::vector<double> v = t.detach().to(DType::f64).to_vector<double>();
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    LATENT_CHECK(std::isfinite(v[i]), op, ": ", name, " ", shape_str(t.shape()),
-                 " holds a non-finite value (", v[i], ") at element ", i);
-  }
+  ops::check_finite(t, detail::concat(op, ": ", name));
 }
 
 // The z_q of the straight-through estimator: the values of `codes`, the gradient of `z`.
@@ -96,17 +91,14 @@ VqArgminResult vq_argmin(const Tensor& z_in, const Tensor& codebook_in,
   result.indices = empty({N}, DType::i32, z.device());
   if (options.distances) result.distances = empty({N}, z.dtype(), z.device());
   if (N == 0) return result;
-  if (z.device().is_cpu()) {
-    cpu::vq_argmin(z, codebook, result.indices, result.distances);
-  } else {
-    cuda::vq_argmin(z, codebook, result.indices, result.distances, options.algorithm,
-                    options.splits);
-  }
-  const std::vector<std::int32_t> idx = result.indices.to_vector<std::int32_t>();
-  for (std::int64_t i = 0; i < N; ++i) {
-    LATENT_CHECK(idx[i] >= 0, "vq_argmin: row ", i, " of z ", shape_str(z.shape()),
-                 " has no finite distance to the codebook (a NaN or Inf in z)");
-  }
+  backend::lookup<backend::VqTable>(z.device()).argmin(z, codebook, result.indices, result.distances, options);
+  // A row whose distances are all non-finite gets index −1 from the kernel.
+  const Tensor indices = result.indices;
+  backend::lookup<backend::CheckTable>(z.device())
+      .index_range(indices, 0, K, [shape = z.shape()](std::int64_t i) {
+        return detail::concat("vq_argmin: row ", i, " of z ", shape_str(shape),
+                              " has no finite distance to the codebook (a NaN or Inf in z)");
+      });
   return result;
 }
 
@@ -128,8 +120,7 @@ Tensor vq_gather(const Tensor& codebook, const Tensor& indices) {
     NoGradGuard no_grad;
     const Tensor codes = codebook.detach().contiguous();
     out = empty({idx.numel(), D}, codebook.dtype(), codebook.device());
-    if (codes.device().is_cpu()) cpu::vq_gather(codes, idx, out);
-    else cuda::vq_gather(codes, idx, out);
+    backend::lookup<backend::VqTable>(codes.device()).gather(codes, idx, out);
   }
   return record(out, "vq_gather", {codebook}, [idx, K](const Tensor& dL_dzq) {
     return std::vector<Tensor>{vq_code_stats(dL_dzq.contiguous(), idx, K).sums};
@@ -151,8 +142,7 @@ VqCodeStats vq_code_stats(const Tensor& z_in, const Tensor& indices,
   VqCodeStats stats;
   stats.counts = empty({codebook_size}, DType::i32, z.device());
   stats.sums = empty({codebook_size, z.size(1)}, z.dtype(), z.device());
-  if (z.device().is_cpu()) cpu::vq_code_stats(z, idx, stats.counts, stats.sums);
-  else cuda::vq_code_stats(z, idx, stats.counts, stats.sums, algorithm);
+  backend::lookup<backend::VqTable>(z.device()).code_stats(z, idx, stats.counts, stats.sums, algorithm);
   return stats;
 }
 
@@ -162,8 +152,7 @@ Tensor vq_code_counts(const Tensor& indices, std::int64_t codebook_size) {
   check_indices(indices, codebook_size, "vq_code_counts");
   const Tensor idx = indices.contiguous();
   Tensor counts = empty({codebook_size}, DType::i32, idx.device());
-  if (idx.device().is_cpu()) cpu::vq_code_counts(idx, counts);
-  else cuda::vq_code_counts(idx, counts);
+  backend::lookup<backend::VqTable>(idx.device()).code_counts(idx, counts);
   return counts;
 }
 
@@ -220,13 +209,8 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
                "vq_ema_update: epsilon must be positive, got ", options.epsilon);
   NoGradGuard no_grad;
   const Tensor counts = batch.counts.contiguous(), sums = batch.sums.contiguous();
-  if (codebook.device().is_cpu()) {
-    cpu::vq_ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay,
-                       options.epsilon);
-  } else {
-    cuda::vq_ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay,
-                        options.epsilon);
-  }
+  backend::lookup<backend::VqTable>(codebook.device())
+      .ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay, options.epsilon);
 }
 
 Tensor vq_revive_dead_codes(const Tensor& codebook, const Tensor& ema_count,
@@ -253,11 +237,8 @@ Tensor vq_revive_dead_codes(const Tensor& codebook, const Tensor& ema_count,
   NoGradGuard no_grad;
   const Tensor rows = z.detach().contiguous();
   Tensor revived = empty({K}, DType::i32, codebook.device());
-  if (codebook.device().is_cpu()) {
-    cpu::vq_revive(codebook, ema_count, ema_sum, rows, threshold, reset_count, key, revived);
-  } else {
-    cuda::vq_revive(codebook, ema_count, ema_sum, rows, threshold, reset_count, key, revived);
-  }
+  backend::lookup<backend::VqTable>(codebook.device())
+      .revive(codebook, ema_count, ema_sum, rows, threshold, reset_count, key, revived);
   return revived;
 }
 

@@ -10,7 +10,8 @@
 //   p ← p − step_size · m / denom
 #include <cmath>
 
-#include "backends/backend.h"
+#include "backends/adam.h"
+#include "backends/registry.h"
 #include "kernels/adam_constants.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
@@ -56,8 +57,8 @@ void Adam::adam_update(const Tensor& param, const Tensor& grad, ParamState& stat
   LATENT_CHECK(param.is_contiguous(), name(), ": parameter of shape ", shape_str(param.shape()),
                " is not contiguous");
   // One fused pass per parameter (kernels/adam.cuh) on the parameter's device.
-  backend::get(param.device())
-      .adam_step(c, param, grad.contiguous(), state.buffers["exp_avg"],
+  backend::lookup<backend::AdamTable>(param.device())
+      .step(c, param, grad.contiguous(), state.buffers["exp_avg"],
                  state.buffers["exp_avg_sq"]);
 }
 

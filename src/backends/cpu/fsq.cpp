@@ -5,7 +5,9 @@
 #include <cstdint>
 
 #include "backends/dispatch.h"
+#include "backends/cpu/cpu.h"
 #include "backends/fsq.h"
+#include "backends/registry.h"
 #include "kernels/fsq.cuh"
 
 namespace latent::cpu {
@@ -14,8 +16,6 @@ namespace {
 using backend::dispatch_floating;
 
 constexpr std::int64_t kParallelRows = 4096;
-
-}  // namespace
 
 void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
                   const std::vector<std::int64_t>& levels, const FsqOptions& options) {
@@ -78,21 +78,10 @@ void fsq_codes_to_indices(const Tensor& codes, const Tensor& indices,
   });
 }
 
-void fsq_check_indices(const std::int32_t* indices, std::int64_t n, std::int64_t size) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    LATENT_CHECK(indices[i] >= 0 && indices[i] < size, "fsq_indices_to_codes: index ",
-                 indices[i], " at position ", i, " is outside the implicit codebook [0, ",
-                 size, ")");
-  }
-}
-
 void fsq_indices_to_codes(const Tensor& indices, const Tensor& codes,
                           const std::vector<std::int64_t>& levels, const FsqOptions& options) {
   const std::int64_t rows = indices.numel();
   const std::int32_t* in = indices.data<std::int32_t>();
-  std::int64_t size = 1;
-  for (const std::int64_t L : levels) size *= L;
-  fsq_check_indices(in, rows, size);
   dispatch_floating(codes.dtype(), "fsq_indices_to_codes", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
@@ -104,6 +93,14 @@ void fsq_indices_to_codes(const Tensor& indices, const Tensor& codes,
         out[r * d + c] = kernels::fsq_code(k, c, (in[r] / k.basis[c]) % k.levels[c]);
     }
   });
+}
+
+}  // namespace
+
+void register_fsq() {
+  backend::Registry<backend::FsqTable>::add(
+      DeviceType::cpu,
+      {&fsq_quantize, &fsq_quantize_backward, &fsq_codes_to_indices, &fsq_indices_to_codes});
 }
 
 }  // namespace latent::cpu

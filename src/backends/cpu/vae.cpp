@@ -1,4 +1,4 @@
-// The cpu reference of the fused reparameterization + Gaussian KL (kernels/reparam.cuh has
+// The cpu reference of the fused reparameterization + Gaussian KL (kernels/vae.cuh has
 // the math). Plain loops, one OpenMP iteration per sample; each sample's KL is summed in
 // float64 in element order, so the result does not depend on the thread count.
 #include <algorithm>
@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <limits>
 
+#include "backends/cpu/cpu.h"
 #include "backends/dispatch.h"
+#include "backends/registry.h"
 #include "backends/vae.h"
 #include "kernels/philox_normal.cuh"
 
@@ -15,6 +17,9 @@ namespace {
 
 using backend::dispatch_floating;
 using backend::ptr;
+using backend::ReparamConfig;
+
+constexpr int kNonfiniteMu = 1, kNonfiniteLogvar = 2;
 
 // ε for element i, drawing each Philox call once for its four elements.
 class NormalStream {
@@ -35,11 +40,10 @@ class NormalStream {
   kernels::Normal4 normals_{};
 };
 
-}  // namespace
-
-int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
+void reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
                        const Tensor& z, const Tensor& kl) {
   const std::int64_t rows = mu.size(0), cols = mu.numel() / rows;
+  const bool check = !config.nonfinite_mu_message.empty();
   int nonfinite = 0;
   dispatch_floating(mu.dtype(), "reparam_kl_forward", [&](auto zero) {
     using T = decltype(zero);
@@ -54,9 +58,9 @@ int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tens
       double kl_sum = 0.0;
       for (std::int64_t i = row * cols; i < (row + 1) * cols; ++i) {
         const T mu_i = m[i], lv = l[i];
-        if (config.check_finite) {
-          if (!std::isfinite(mu_i)) nonfinite |= kReparamNonfiniteMu;
-          if (!std::isfinite(lv)) nonfinite |= kReparamNonfiniteLogvar;
+        if (check) {
+          if (!std::isfinite(mu_i)) nonfinite |= kNonfiniteMu;
+          if (!std::isfinite(lv)) nonfinite |= kNonfiniteLogvar;
         }
         const T lc = std::min(std::max(lv, lo), hi);
         if (out_z) out_z[i] = mu_i + std::exp(T(0.5) * lc) * static_cast<T>(eps.at(i));
@@ -66,7 +70,9 @@ int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tens
       if (out_kl) out_kl[row] = static_cast<T>(kl_sum);
     }
   });
-  return nonfinite;
+  // The same priority as the device-side check: a bad logvar is reported before a bad mu.
+  if ((nonfinite & kNonfiniteLogvar) != 0) LATENT_FAIL(config.nonfinite_logvar_message);
+  if ((nonfinite & kNonfiniteMu) != 0) LATENT_FAIL(config.nonfinite_mu_message);
 }
 
 void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
@@ -103,6 +109,13 @@ void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Te
       }
     }
   });
+}
+
+}  // namespace
+
+void register_vae() {
+  backend::Registry<backend::VaeTable>::add(DeviceType::cpu,
+                                            {&reparam_kl_forward, &reparam_kl_backward});
 }
 
 }  // namespace latent::cpu

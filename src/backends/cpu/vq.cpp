@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "backends/dispatch.h"
+#include "backends/cpu/cpu.h"
+#include "backends/registry.h"
 #include "backends/vq.h"
 #include "kernels/vq_ema.cuh"
 
@@ -19,11 +21,9 @@ using backend::ptr;
 
 constexpr std::int64_t kParallelWork = 1 << 15;
 
-}  // namespace
-
 // s_ik = ‖e_k‖² − 2·z_i·e_k in double; the first of equal values wins (lowest k).
 void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
-               const Tensor& distances) {
+               const Tensor& distances, const VqArgminOptions&) {
   const std::int64_t N = z.size(0), K = codebook.size(0), D = z.size(1);
   dispatch_floating(z.dtype(), "vq_argmin", [&](auto tag) {
     using T = decltype(tag);
@@ -94,7 +94,7 @@ void vq_code_counts(const Tensor& indices, const Tensor& counts) {
 
 // m_k accumulated in double over the rows in row order.
 void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
-                   const Tensor& sums) {
+                   const Tensor& sums, VqStatsAlgorithm) {
   const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
   vq_code_counts(indices, counts);
   dispatch_floating(z.dtype(), "vq_code_stats", [&](auto tag) {
@@ -163,6 +163,14 @@ void vq_revive(const Tensor& codebook, const Tensor& ema_count, const Tensor& em
       n[k] = reset;
     }
   });
+}
+
+}  // namespace
+
+void register_vq() {
+  backend::Registry<backend::VqTable>::add(
+      DeviceType::cpu, {&vq_argmin, &vq_gather, &vq_code_counts, &vq_code_stats,
+                        &vq_ema_update, &vq_revive});
 }
 
 }  // namespace latent::cpu

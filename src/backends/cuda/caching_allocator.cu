@@ -73,6 +73,19 @@ void CachingAllocator::release_cache() noexcept {
   stats_.cached_bytes = 0;
 }
 
+void CachingAllocator::release_stream(Stream stream) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (it->first.first == stream) {
+      cudaFree(it->second);
+      stats_.cached_bytes -= it->first.second;
+      it = cache_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 CachingAllocator::Stats CachingAllocator::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;

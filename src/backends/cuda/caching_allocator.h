@@ -1,6 +1,9 @@
 // A caching allocator for device memory, like PyTorch's: cudaMalloc and cudaFree are slow
 // and synchronize the device, so freed blocks are kept in per-stream free lists keyed by
 // their rounded size and handed out again to the next request of that size on that stream.
+// A block never moves to another stream: work enqueued later on its own stream is ordered
+// after every earlier use there, so reuse needs no wait. (A tensor used on a second stream
+// must outlive that use, as with PyTorch's allocator without record_stream.)
 //
 // Sizes round up to 512 bytes below 1 MiB and to 2 MiB above, so blocks are reusable across
 // nearby sizes. When cudaMalloc fails, every cached block is released and the allocation is
@@ -26,6 +29,8 @@ class CachingAllocator {
   void* allocate(std::size_t nbytes, Stream stream = nullptr);
   void deallocate(void* ptr) noexcept;
   void release_cache() noexcept;  // cudaFree every cached block
+  // cudaFree the cached blocks of one stream (which is being destroyed, its work done).
+  void release_stream(Stream stream) noexcept;
 
   struct Stats {
     std::size_t in_use_bytes = 0;

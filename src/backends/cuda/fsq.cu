@@ -6,10 +6,11 @@
 // (capped; the kernels walk the tiles grid-stride).
 #include <cstdint>
 
-#include "backends/dispatch.h"
-#include "backends/backend.h"
+#include "backends/cuda/cuda.h"
 #include "backends/cuda/launch.h"
+#include "backends/dispatch.h"
 #include "backends/fsq.h"
+#include "backends/registry.h"
 #include "kernels/fsq.cuh"
 
 namespace latent::cuda {
@@ -24,11 +25,8 @@ using kernels::kFsqTileRows;
 dim3 tile_grid(std::int64_t rows) { return grid_for(rows, kFsqTileRows); }
 dim3 block() { return dim3(kFsqTileRows); }
 
-}  // namespace
-
 void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
                   const std::vector<std::int64_t>& levels, const FsqOptions& options) {
-  backend::get(z.device());  // a clear error when no GPU is present
   dispatch_floating(z.dtype(), "fsq_quantize", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
@@ -36,14 +34,13 @@ void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
     const bool vectorized = aligned16(z.data_ptr()) && aligned16(codes.data_ptr());
     std::int32_t* index_out = indices.defined() ? ptr<std::int32_t>(indices) : nullptr;
     LATENT_LAUNCH(kernels::fsq_quantize_kernel<T>, tile_grid(rows), block(),
-                  kernels::fsq_tile_bytes<T>(k.dims), nullptr, k, ptr<const T>(z), ptr<T>(codes),
+                  kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z), ptr<T>(codes),
                   index_out, rows, vectorized);
   });
 }
 
 void fsq_quantize_backward(const Tensor& z, const Tensor& dL_dcodes, const Tensor& dL_dz,
                            const std::vector<std::int64_t>& levels, const FsqOptions& options) {
-  backend::get(z.device());
   dispatch_floating(z.dtype(), "fsq_quantize_backward", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
@@ -51,46 +48,44 @@ void fsq_quantize_backward(const Tensor& z, const Tensor& dL_dcodes, const Tenso
     const bool vectorized = aligned16(z.data_ptr()) && aligned16(dL_dcodes.data_ptr()) &&
                             aligned16(dL_dz.data_ptr());
     LATENT_LAUNCH(kernels::fsq_quantize_backward_kernel<T>, tile_grid(rows), block(),
-                  kernels::fsq_tile_bytes<T>(k.dims), nullptr, k, ptr<const T>(z),
+                  kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z),
                   ptr<const T>(dL_dcodes), ptr<T>(dL_dz), rows, vectorized);
   });
 }
 
 void fsq_codes_to_indices(const Tensor& codes, const Tensor& indices,
                           const std::vector<std::int64_t>& levels, const FsqOptions& options) {
-  backend::get(codes.device());
   dispatch_floating(codes.dtype(), "fsq_codes_to_indices", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
     const std::int64_t rows = codes.numel() / k.dims;
     LATENT_LAUNCH(kernels::fsq_codes_to_indices_kernel<T>, tile_grid(rows), block(),
-                  kernels::fsq_tile_bytes<T>(k.dims), nullptr, k, ptr<const T>(codes),
+                  kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(codes),
                   ptr<std::int32_t>(indices), rows, aligned16(codes.data_ptr()));
   });
 }
 
 void fsq_indices_to_codes(const Tensor& indices, const Tensor& codes,
                           const std::vector<std::int64_t>& levels, const FsqOptions& options) {
-  backend::get(indices.device());
   std::int64_t size = 1;
   for (const std::int64_t L : levels) size *= L;
-  // One int32 flag on the device, set by any thread that meets an index out of range.
-  const Tensor bad = zeros({1}, DType::i32, indices.device());
   dispatch_floating(codes.dtype(), "fsq_indices_to_codes", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
     const std::int64_t rows = indices.numel();
     LATENT_LAUNCH(kernels::fsq_indices_to_codes_kernel<T>, tile_grid(rows), block(),
-                  kernels::fsq_tile_bytes<T>(k.dims), nullptr, k,
+                  kernels::fsq_tile_bytes<T>(k.dims), stream(), k,
                   ptr<const std::int32_t>(indices), ptr<T>(codes), rows,
-                  static_cast<std::int32_t>(size), ptr<std::int32_t>(bad),
-                  aligned16(codes.data_ptr()));
+                  static_cast<std::int32_t>(size), aligned16(codes.data_ptr()));
   });
-  if (bad.item<std::int32_t>() != 0) {
-    // The error path only: find and name the first bad index on the host.
-    const std::vector<std::int32_t> host = indices.to_vector<std::int32_t>();
-    cpu::fsq_check_indices(host.data(), static_cast<std::int64_t>(host.size()), size);
-  }
+}
+
+}  // namespace
+
+void register_fsq() {
+  backend::Registry<backend::FsqTable>::add(
+      DeviceType::cuda,
+      {&fsq_quantize, &fsq_quantize_backward, &fsq_codes_to_indices, &fsq_indices_to_codes});
 }
 
 }  // namespace latent::cuda

@@ -1,7 +1,10 @@
 // The one launch helper of the cuda backend, and the check that every CUDA call goes through.
 //
 //   LATENT_CUDA_CHECK(cudaMemcpy(...));                       // throws latent::Error on failure
-//   LATENT_LAUNCH(kernels::fill_kernel<float>, grid, block, 0, stream, ptr, 1.0f, n);
+//   LATENT_LAUNCH(kernels::fill_kernel<float>, grid, block, 0, stream(), ptr, 1.0f, n);
+//
+// Every launch names its stream; the backend's launches pass stream(), the calling thread's
+// current stream (latent::current_stream).
 //
 // Under nvcc LATENT_LAUNCH is `kernel<<<grid, block, shmem, stream>>>(args...)` followed by a
 // check of cudaGetLastError(); with LATENT_CUDA_SYNC=1 in the environment it also
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "backends/cuda/cuda.h"
 #include "kernels/device.cuh"
 #include "latent/error.h"
 
@@ -41,6 +45,7 @@ inline dim3 grid_for(std::int64_t work_items, int threads = 256) {
 template <class... Params, class... Args>
 void launch(const char* name, const char* file, int line, void (*kernel)(Params...), dim3 grid,
             dim3 block, std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+  note_launch(stream);
 #if defined(__CUDACC__)
   kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
   check(cudaGetLastError(), name, file, line);

@@ -4,11 +4,12 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "backends/dispatch.h"
-#include "backends/backend.h"
+#include "backends/cuda/cuda.h"
 #include "backends/cuda/launch.h"
+#include "backends/dispatch.h"
+#include "backends/registry.h"
 #include "backends/vae.h"
-#include "kernels/reparam.cuh"
+#include "kernels/vae.cuh"
 
 namespace latent::cuda {
 namespace {
@@ -16,9 +17,7 @@ namespace {
 using backend::dispatch_floating;
 using backend::ptr;
 
-static_assert(kernels::kNonfiniteMu == kReparamNonfiniteMu &&
-                  kernels::kNonfiniteLogvar == kReparamNonfiniteLogvar,
-              "the kernel's non-finite flags must match src/backends/vae.h");
+using backend::ReparamConfig;
 
 // A tile is at most 8192 elements: 256 threads × 8 groups of 4, enough work per block to
 // hide latency, and small enough that a long row still spreads over many blocks.
@@ -62,23 +61,23 @@ Launch plan(const ReparamConfig& config, const Tensor& mu, bool per_row,
   return l;
 }
 
-}  // namespace
-
-int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
+void reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
                        const Tensor& z, const Tensor& kl) {
-  backend::Backend& be = backend::get(mu.device());  // a clear error when there is no GPU
   const bool with_z = z.defined(), with_kl = kl.defined();
   LATENT_CHECK(with_z || with_kl, "cuda reparam_kl_forward: nothing to compute");
   const Launch l = plan(config, mu, with_kl, {&mu, &logvar, &z});
   const kernels::ReparamShape& s = l.shape;
 
-  Tensor flag, partial;
-  if (config.check_finite) {
-    flag = empty({1}, DType::i32, mu.device());
-    be.fill(flag, 0.0);
+  // Non-finite inputs fail these device-side checks (registered logvar first: it wins).
+  kernels::CheckSite logvar_check, mu_check;
+  if (!config.nonfinite_mu_message.empty()) {
+    logvar_check = register_check_site(
+        [m = config.nonfinite_logvar_message](std::int64_t) { return m; });
+    mu_check =
+        register_check_site([m = config.nonfinite_mu_message](std::int64_t) { return m; });
   }
+  Tensor partial;
   if (with_kl && s.chunks > 1) partial = empty({s.tiles}, DType::f64, mu.device());
-  int* flag_ptr = ptr<int>(flag);
   double* partial_ptr = ptr<double>(partial);
 
   dispatch_floating(mu.dtype(), "reparam_kl_forward", [&](auto zero) {
@@ -86,33 +85,27 @@ int reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Tens
     const T* m = ptr<T>(mu);
     const T* lv = ptr<T>(logvar);
     if (with_z && with_kl) {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, true>), l.grid, l.threads, 0,
-                    nullptr, m, lv, ptr<T>(z), ptr<T>(kl), partial_ptr, flag_ptr, s);
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, true>), l.grid, l.threads, 0, stream(), m, lv, ptr<T>(z), ptr<T>(kl), partial_ptr, mu_check, logvar_check, s);
     } else if (with_z) {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, false>), l.grid, l.threads, 0,
-                    nullptr, m, lv, ptr<T>(z), static_cast<T*>(nullptr), partial_ptr, flag_ptr,
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, false>), l.grid, l.threads, 0, stream(), m, lv, ptr<T>(z), static_cast<T*>(nullptr), partial_ptr, mu_check, logvar_check,
                     s);
     } else {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, false, true>), l.grid, l.threads, 0,
-                    nullptr, m, lv, static_cast<T*>(nullptr), ptr<T>(kl), partial_ptr, flag_ptr,
+      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, false, true>), l.grid, l.threads, 0, stream(), m, lv, static_cast<T*>(nullptr), ptr<T>(kl), partial_ptr, mu_check, logvar_check,
                     s);
     }
     if (with_kl && s.chunks > 1) {
       const std::int64_t rows = mu.size(0);
-      LATENT_LAUNCH(kernels::kl_finish_kernel<T>, grid_for(rows), 256, 0, nullptr,
+      LATENT_LAUNCH(kernels::kl_finish_kernel<T>, grid_for(rows), 256, 0, stream(),
                     static_cast<const double*>(partial_ptr), rows, s.chunks, ptr<T>(kl));
     }
   });
 
-  int nonfinite = 0;
-  if (config.check_finite) be.copy_to_host(&nonfinite, flag.data_ptr(), sizeof nonfinite);
-  return nonfinite;
+  if (!config.nonfinite_mu_message.empty()) after_check();
 }
 
 void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Tensor& logvar,
                          const Tensor& dL_dz, const Tensor& dL_dkl, const Tensor& dL_dmu,
                          const Tensor& dL_dlogvar) {
-  backend::get(mu.device());
   const bool has_dz = dL_dz.defined(), has_dkl = dL_dkl.defined();
   LATENT_CHECK(has_dz || has_dkl, "cuda reparam_kl_backward: no gradient to propagate");
   const Launch l =
@@ -126,16 +119,22 @@ void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Te
     T* dmu = ptr<T>(dL_dmu);
     T* dlv = ptr<T>(dL_dlogvar);
     if (has_dz && has_dkl) {
-      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, true>), l.grid, l.threads, 0,
-                    nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, true>), l.grid, l.threads, 0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
     } else if (has_dz) {
       LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, false>), l.grid, l.threads,
-                    0, nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+                    0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
     } else {
       LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, false, true>), l.grid, l.threads,
-                    0, nullptr, m, lv, dz, dkl, dmu, dlv, l.shape);
+                    0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
     }
   });
+}
+
+}  // namespace
+
+void register_vae() {
+  backend::Registry<backend::VaeTable>::add(DeviceType::cuda,
+                                            {&reparam_kl_forward, &reparam_kl_backward});
 }
 
 }  // namespace latent::cuda

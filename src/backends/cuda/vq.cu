@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "backends/dispatch.h"
-#include "backends/backend.h"
+#include "backends/cuda/cuda.h"
 #include "backends/cuda/launch.h"
+#include "backends/dispatch.h"
+#include "backends/gemm.h"
+#include "backends/registry.h"
 #include "backends/vq.h"
 #include "kernels/vq_argmin.cuh"
 #include "kernels/vq_ema.cuh"
@@ -28,15 +30,17 @@ constexpr int kThreads = 256;
 constexpr std::int64_t kSharedLimit = 48 * 1024;     // default dynamic shared memory per block
 constexpr std::int64_t kScoreElements = 1ll << 28;   // cap of the GEMM baseline's score chunk
 
-// The device's backend; throws a clear error when no GPU (or SIMT) runs here.
-backend::Backend& device_backend(const Tensor& t) { return backend::get(t.device()); }
-
 // Blocks that keep the device busy: 2 per SM on a GPU, the SIMT grid cap otherwise.
-std::int64_t busy_blocks(backend::Backend& be) {
-  if (be.simulated()) return max_grid_blocks();
-  int sms = 0;
-  LATENT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  return 2 * static_cast<std::int64_t>(std::max(sms, 1));
+std::int64_t busy_blocks() {
+  if (simulated()) return max_grid_blocks();
+  return 2 * static_cast<std::int64_t>(std::max(multiprocessors(), 1));
+}
+
+// Zero bits are 0 as int32, float and double: one memset on the current stream.
+void zero_fill(const Tensor& t) {
+  LATENT_CUDA_CHECK(cudaMemsetAsync(t.data_ptr(), 0,
+                                    static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()),
+                                    stream()));
 }
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
@@ -45,7 +49,7 @@ template <class T>
 Tensor code_norms(const Tensor& codebook) {
   const std::int64_t K = codebook.size(0), D = codebook.size(1);
   Tensor norms = empty({K}, codebook.dtype(), codebook.device());
-  LATENT_LAUNCH(kernels::vq_code_norms_kernel<T>, grid_for(K), kThreads, 0, nullptr,
+  LATENT_LAUNCH(kernels::vq_code_norms_kernel<T>, grid_for(K), kThreads, 0, stream(),
                 ptr<T>(codebook), K, D, ptr<T>(norms));
   return norms;
 }
@@ -56,7 +60,7 @@ void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
   const std::int64_t N = indices.numel();
 #if defined(__CUDACC__)
   Tensor rows = empty({N}, DType::i32, indices.device());
-  LATENT_LAUNCH(kernels::vq_iota_kernel<std::int32_t>, grid_for(N), kThreads, 0, nullptr,
+  LATENT_LAUNCH(kernels::vq_iota_kernel<std::int32_t>, grid_for(N), kThreads, 0, stream(),
                 ptr<std::int32_t>(rows), N);
   int end_bit = 1;
   while (end_bit < 31 && (std::int64_t{1} << end_bit) < K) ++end_bit;
@@ -66,12 +70,12 @@ void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
   LATENT_CHECK(N <= INT32_MAX, "vq statistics: ", N, " rows exceed the sort's int32 length");
   LATENT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
       nullptr, temp_bytes, keys_in, keys_out, ptr<std::int32_t>(rows), ptr<std::int32_t>(order),
-      static_cast<int>(N), 0, end_bit, nullptr));
+      static_cast<int>(N), 0, end_bit, stream()));
   Tensor temp = empty({static_cast<std::int64_t>(temp_bytes / 4 + 1)}, DType::i32,
                       indices.device());
   LATENT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
       temp.data_ptr(), temp_bytes, keys_in, keys_out, ptr<std::int32_t>(rows),
-      ptr<std::int32_t>(order), static_cast<int>(N), 0, end_bit, nullptr));
+      ptr<std::int32_t>(order), static_cast<int>(N), 0, end_bit, stream()));
 #else
   // SIMT: device memory is host memory; a stable counting sort stands in for CUB's.
   const std::int32_t* idx = ptr<std::int32_t>(indices);
@@ -91,10 +95,9 @@ void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
 }  // namespace
 
 int vq_argmin_auto_splits(std::int64_t N, std::int64_t K) {
-  backend::Backend& be = backend::get(Device::cuda(0));
   const std::int64_t row_tiles = ceil_div(std::max<std::int64_t>(N, 1), kernels::kVqTileRows);
   const std::int64_t code_tiles = ceil_div(std::max<std::int64_t>(K, 1), kernels::kVqTileCodes);
-  const std::int64_t wanted = busy_blocks(be);
+  const std::int64_t wanted = busy_blocks();
   if (row_tiles >= wanted) return 1;
   // Enough splits to fill the device, each still walking at least 2 code tiles.
   std::int64_t splits = ceil_div(wanted, row_tiles);
@@ -108,7 +111,6 @@ bool vq_stats_fit_shared(std::int64_t K, std::int64_t D, DType dtype) {
 
 double fp32_peak_flops() {
 #if defined(__CUDACC__)
-  backend::get(Device::cuda(0));
   int sms = 0, khz = 0;
   LATENT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   LATENT_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
@@ -118,9 +120,12 @@ double fp32_peak_flops() {
 #endif
 }
 
+namespace {
+
 void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
-               const Tensor& distances, VqArgminAlgorithm algorithm, int splits) {
-  backend::Backend& be = device_backend(z);
+               const Tensor& distances, const VqArgminOptions& options) {
+  const VqArgminAlgorithm algorithm = options.algorithm;
+  const int splits = options.splits;
   const std::int64_t N = z.size(0), K = codebook.size(0), D = z.size(1);
   if (N == 0) return;
   dispatch_floating(z.dtype(), "vq_argmin", [&](auto tag) {
@@ -128,7 +133,7 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
     std::int32_t* out = ptr<std::int32_t>(indices);
     switch (algorithm) {
       case VqArgminAlgorithm::naive:
-        LATENT_LAUNCH(kernels::vq_argmin_naive_kernel<T>, grid_for(N), kThreads, 0, nullptr,
+        LATENT_LAUNCH(kernels::vq_argmin_naive_kernel<T>, grid_for(N), kThreads, 0, stream(),
                       ptr<T>(z), ptr<T>(codebook), N, K, D, out);
         break;
       case VqArgminAlgorithm::gemm: {
@@ -139,10 +144,9 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
         Tensor scores = empty({chunk, K}, z.dtype(), z.device());
         for (std::int64_t row0 = 0; row0 < N; row0 += chunk) {
           const std::int64_t rows = std::min(chunk, N - row0);
-          be.gemm(z.dtype(), false, true, rows, K, D, -2.0, ptr<T>(z) + row0 * D, D,
+          backend::lookup<backend::GemmTable>(z.device()).gemm(z.dtype(), false, true, rows, K, D, -2.0, ptr<T>(z) + row0 * D, D,
                   ptr<T>(codebook), D, 0.0, ptr<T>(scores), K);
-          LATENT_LAUNCH(kernels::vq_argmin_rows_kernel<T>, grid_for(rows * 32), kThreads, 0,
-                        nullptr, ptr<T>(scores), ptr<T>(norms), rows, K, row0, out);
+          LATENT_LAUNCH(kernels::vq_argmin_rows_kernel<T>, grid_for(rows * 32), kThreads, 0, stream(), ptr<T>(scores), ptr<T>(norms), rows, K, row0, out);
         }
         break;
       }
@@ -159,56 +163,50 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
                           aligned16(codebook.data_ptr());
         const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(used));
         if (used == 1) {
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0,
-                        nullptr, ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
+          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
                         vec4, static_cast<T*>(nullptr), out);
         } else {
           Tensor values = empty({used, N}, z.dtype(), z.device());
           Tensor partial = empty({used, N}, DType::i32, z.device());
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0,
-                        nullptr, ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
+          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
                         vec4, ptr<T>(values), ptr<std::int32_t>(partial));
-          LATENT_LAUNCH(kernels::vq_argmin_merge_kernel<T>, grid_for(N), kThreads, 0, nullptr,
+          LATENT_LAUNCH(kernels::vq_argmin_merge_kernel<T>, grid_for(N), kThreads, 0, stream(),
                         ptr<T>(values), ptr<std::int32_t>(partial), N, used, out);
         }
         break;
       }
     }
     if (distances.defined()) {
-      LATENT_LAUNCH(kernels::vq_winner_distance_kernel<T>, grid_for(N * 32), kThreads, 0,
-                    nullptr, ptr<T>(z), ptr<T>(codebook), out, N, D, ptr<T>(distances));
+      LATENT_LAUNCH(kernels::vq_winner_distance_kernel<T>, grid_for(N * 32), kThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), out, N, D, ptr<T>(distances));
     }
   });
 }
 
 void vq_gather(const Tensor& codebook, const Tensor& indices, const Tensor& out) {
-  device_backend(codebook);
   const std::int64_t N = indices.numel(), D = codebook.size(1);
   if (N * D == 0) return;
   dispatch_floating(codebook.dtype(), "vq_gather", [&](auto tag) {
     using T = decltype(tag);
-    LATENT_LAUNCH(kernels::vq_gather_kernel<T>, grid_for(N * D), kThreads, 0, nullptr,
+    LATENT_LAUNCH(kernels::vq_gather_kernel<T>, grid_for(N * D), kThreads, 0, stream(),
                   ptr<T>(codebook), ptr<std::int32_t>(indices), N, D, ptr<T>(out));
   });
 }
 
 void vq_code_counts(const Tensor& indices, const Tensor& counts) {
-  backend::Backend& be = device_backend(indices);
   const std::int64_t N = indices.numel(), K = counts.numel();
-  be.fill(counts, 0.0);
+  zero_fill(counts);
   if (N == 0) return;
-  LATENT_LAUNCH(kernels::vq_histogram_kernel<std::int32_t>, grid_for(N), kThreads, 0, nullptr,
+  LATENT_LAUNCH(kernels::vq_histogram_kernel<std::int32_t>, grid_for(N), kThreads, 0, stream(),
                 ptr<std::int32_t>(indices), N, K, ptr<std::int32_t>(counts));
 }
 
 void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
                    const Tensor& sums, VqStatsAlgorithm algorithm) {
-  backend::Backend& be = device_backend(z);
   const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
   if (algorithm == VqStatsAlgorithm::automatic) {
     // Under SIMT every CUDA thread is run one after another, so the shared path's 256
     // threads that each scan all of their block's rows cost 256× the work: sorted wins there.
-    algorithm = vq_stats_fit_shared(K, D, z.dtype()) && !be.simulated()
+    algorithm = vq_stats_fit_shared(K, D, z.dtype()) && !simulated()
                     ? VqStatsAlgorithm::shared
                     : VqStatsAlgorithm::sorted;
   }
@@ -216,8 +214,8 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
                "vq_code_stats: the shared algorithm needs K·D to fit in ", kSharedLimit,
                " bytes of shared memory; K = ", K, ", D = ", D, " (use sorted)");
   if (N == 0) {
-    be.fill(counts, 0.0);
-    be.fill(sums, 0.0);
+    zero_fill(counts);
+    zero_fill(sums);
     return;
   }
   dispatch_floating(z.dtype(), "vq_code_stats", [&](auto tag) {
@@ -227,7 +225,7 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
       case VqStatsAlgorithm::shared: {
         // Blocks: enough to fill the device, but no more partials than rows (≥ K rows each).
         std::int64_t blocks = std::clamp<std::int64_t>(N / std::max<std::int64_t>(K, 256), 1,
-                                                       busy_blocks(be));
+                                                       busy_blocks());
         const std::int64_t rows_per_block = ceil_div(N, blocks);
         blocks = ceil_div(N, rows_per_block);
         Tensor partial_sums = empty({blocks, K, D}, z.dtype(), z.device());
@@ -235,11 +233,11 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
         const std::size_t shared_bytes = static_cast<std::size_t>(K * D) * sizeof(T) +
                                          static_cast<std::size_t>(K) * 4;
         LATENT_LAUNCH(kernels::vq_stats_block_kernel<T>, dim3(static_cast<unsigned>(blocks)),
-                      kernels::kVqStatsThreads, shared_bytes, nullptr, ptr<T>(z),
+                      kernels::kVqStatsThreads, shared_bytes, stream(), ptr<T>(z),
                       ptr<std::int32_t>(indices), N, K, D, rows_per_block,
                       ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts));
         LATENT_LAUNCH(kernels::vq_stats_block_finish_kernel<T>, grid_for(K * D + K), kThreads,
-                      0, nullptr, ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts),
+                      0, stream(), ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts),
                       blocks, K, D, ptr<T>(sums), ptr<std::int32_t>(counts));
         break;
       }
@@ -251,21 +249,20 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
         Tensor first_part = empty({pieces, D}, z.dtype(), z.device());
         Tensor last_part = empty({pieces, D}, z.dtype(), z.device());
         Tensor bounds = empty({K + 1}, DType::i32, z.device());
-        LATENT_LAUNCH(kernels::vq_stats_pieces_kernel<T>, grid_for(pieces * D), kThreads, 0,
-                      nullptr, ptr<T>(z), ptr<std::int32_t>(keys), ptr<std::int32_t>(order), N,
+        LATENT_LAUNCH(kernels::vq_stats_pieces_kernel<T>, grid_for(pieces * D), kThreads, 0, stream(), ptr<T>(z), ptr<std::int32_t>(keys), ptr<std::int32_t>(order), N,
                       D, ptr<T>(sums), ptr<T>(first_part), ptr<T>(last_part));
         LATENT_LAUNCH(kernels::vq_segment_bounds_kernel<std::int32_t>, grid_for(K + 1),
-                      kThreads, 0, nullptr, ptr<std::int32_t>(keys), N, K,
+                      kThreads, 0, stream(), ptr<std::int32_t>(keys), N, K,
                       ptr<std::int32_t>(bounds));
         LATENT_LAUNCH(kernels::vq_stats_segments_finish_kernel<T>, grid_for(K * D), kThreads,
-                      0, nullptr, ptr<std::int32_t>(bounds), ptr<T>(first_part),
+                      0, stream(), ptr<std::int32_t>(bounds), ptr<T>(first_part),
                       ptr<T>(last_part), K, D, ptr<T>(sums), ptr<std::int32_t>(counts));
         break;
       }
       case VqStatsAlgorithm::atomic:
-        be.fill(counts, 0.0);
-        be.fill(sums, 0.0);
-        LATENT_LAUNCH(kernels::vq_stats_atomic_kernel<T>, grid_for(N * D), kThreads, 0, nullptr,
+        zero_fill(counts);
+        zero_fill(sums);
+        LATENT_LAUNCH(kernels::vq_stats_atomic_kernel<T>, grid_for(N * D), kThreads, 0, stream(),
                       ptr<T>(z), ptr<std::int32_t>(indices), N, K, D, ptr<T>(sums),
                       ptr<std::int32_t>(counts));
         break;
@@ -275,18 +272,16 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
 
 void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
                    const Tensor& counts, const Tensor& sums, double decay, double epsilon) {
-  device_backend(codebook);
   const std::int64_t K = codebook.size(0), D = codebook.size(1);
   dispatch_floating(codebook.dtype(), "vq_ema_update", [&](auto tag) {
     using T = decltype(tag);
     Tensor total = empty({1}, codebook.dtype(), codebook.device());
-    LATENT_LAUNCH(kernels::vq_ema_counts_kernel<T>, dim3(1), kernels::kReduceThreads, 0,
-                  nullptr, ptr<T>(ema_count), ptr<std::int32_t>(counts), K,
+    LATENT_LAUNCH(kernels::vq_ema_counts_kernel<T>, dim3(1), kernels::kReduceThreads, 0, stream(), ptr<T>(ema_count), ptr<std::int32_t>(counts), K,
                   static_cast<T>(decay), static_cast<T>(1.0 - decay), ptr<T>(total));
     const bool vec4 = sizeof(T) == 4 && D % 4 == 0 && aligned16(codebook.data_ptr()) &&
                       aligned16(ema_sum.data_ptr()) && aligned16(sums.data_ptr());
     LATENT_LAUNCH(kernels::vq_ema_codebook_kernel<T>, grid_for(vec4 ? K * D / 4 : K * D),
-                  kThreads, 0, nullptr, ptr<T>(codebook), ptr<T>(ema_sum), ptr<T>(sums),
+                  kThreads, 0, stream(), ptr<T>(codebook), ptr<T>(ema_sum), ptr<T>(sums),
                   ptr<T>(ema_count), ptr<T>(total), K, D, static_cast<T>(decay),
                   static_cast<T>(1.0 - decay), static_cast<T>(epsilon), vec4);
   });
@@ -295,15 +290,22 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
 void vq_revive(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
                const Tensor& z, double threshold, double reset_count, PhiloxKey key,
                const Tensor& revived) {
-  device_backend(codebook);
   const std::int64_t K = codebook.size(0), D = codebook.size(1), N = z.size(0);
   dispatch_floating(codebook.dtype(), "vq_revive", [&](auto tag) {
     using T = decltype(tag);
-    LATENT_LAUNCH(kernels::vq_revive_kernel<T>, grid_for(K), kThreads, 0, nullptr,
+    LATENT_LAUNCH(kernels::vq_revive_kernel<T>, grid_for(K), kThreads, 0, stream(),
                   ptr<T>(codebook), ptr<T>(ema_count), ptr<T>(ema_sum), ptr<T>(z), N, K, D,
                   static_cast<T>(threshold), static_cast<T>(reset_count), key.seed, key.offset,
                   ptr<std::int32_t>(revived));
   });
+}
+
+}  // namespace
+
+void register_vq() {
+  backend::Registry<backend::VqTable>::add(
+      DeviceType::cuda, {&vq_argmin, &vq_gather, &vq_code_counts, &vq_code_stats,
+                         &vq_ema_update, &vq_revive});
 }
 
 }  // namespace latent::cuda

@@ -12,17 +12,27 @@
 
 #include <cstdint>
 
-#include "backends/backend.h"
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 
 namespace latent::kernels {
 
+// Geometry of a 2-D convolution of a [N, C, H, W] input by a [OC, C, KH, KW] kernel.
+struct ConvGeometry {
+  std::int64_t batch, channels, height, width;
+  std::int64_t kernel_h, kernel_w;
+  std::int64_t stride, padding;
+  std::int64_t out_h, out_w;
+  LATENT_HOST_DEVICE std::int64_t col_rows() const { return channels * kernel_h * kernel_w; }
+  LATENT_HOST_DEVICE std::int64_t col_cols() const { return batch * out_h * out_w; }
+};
+
 template <class T>
-__global__ void im2col_kernel(backend::ConvGeometry g, const T* x, T* cols) {
+__global__ void im2col_kernel(ConvGeometry g, const T* x, T* cols) {
   const std::int64_t columns = g.batch * g.out_h * g.out_w;
   const std::int64_t total = g.channels * g.kernel_h * g.kernel_w * columns;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < total; i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin();
+       i < total; i += grid_stride_step()) {
     const std::int64_t column = i % columns, row = i / columns;
     const std::int64_t ow = column % g.out_w, oh = (column / g.out_w) % g.out_h;
     const std::int64_t n = column / (g.out_w * g.out_h);
@@ -36,11 +46,11 @@ __global__ void im2col_kernel(backend::ConvGeometry g, const T* x, T* cols) {
 }
 
 template <class T>
-__global__ void col2im_kernel(backend::ConvGeometry g, const T* cols, T* x) {
+__global__ void col2im_kernel(ConvGeometry g, const T* cols, T* x) {
   const std::int64_t columns = g.batch * g.out_h * g.out_w;
   const std::int64_t total = g.batch * g.channels * g.height * g.width;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < total; i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = grid_stride_begin();
+       i < total; i += grid_stride_step()) {
     const std::int64_t iw = i % g.width, ih = (i / g.width) % g.height;
     const std::int64_t c = (i / (g.width * g.height)) % g.channels;
     const std::int64_t n = i / (g.width * g.height * g.channels);

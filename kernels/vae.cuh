@@ -39,7 +39,9 @@
 
 #include <cstdint>
 
+#include "kernels/check.cuh"
 #include "kernels/device.cuh"
+#include "kernels/grid.cuh"
 #include "kernels/philox_normal.cuh"
 #include "kernels/reduce.cuh"
 
@@ -155,10 +157,12 @@ __device__ __forceinline__ void for_each_in_tile(std::int64_t begin, std::int64_
 // Forward. grid: grid-stride over s.tiles blocks; block: a multiple of 32 threads, ≤ 256.
 // kWriteZ: write z (else the KL only). kWriteKl: reduce the KL (else z only; kl and partial
 // unused). With s.chunks == 1 the tile's KL is KL[n] (written as T); otherwise it goes to
-// partial[tile] for kl_finish_kernel. `nonfinite` (may be null) gets kNonfinite* bits.
+// partial[tile] for kl_finish_kernel. A non-finite mu / logvar fails the device-side check
+// of mu_check / logvar_check (kernels/check.cuh; a null word: unchecked), once per block.
 template <class T, bool kWriteZ, bool kWriteKl>
 __global__ void reparam_kl_forward_kernel(const T* mu, const T* logvar, T* z, T* kl,
-                                          double* partial, int* nonfinite, ReparamShape s) {
+                                          double* partial, CheckSite mu_check,
+                                          CheckSite logvar_check, ReparamShape s) {
   using namespace reparam_detail;
   int bad = 0;
   for (std::int64_t tile = blockIdx.x; tile < s.tiles; tile += gridDim.x) {
@@ -198,15 +202,16 @@ __global__ void reparam_kl_forward_kernel(const T* mu, const T* logvar, T* z, T*
       }
     }
   }
-  if (bad != 0 && nonfinite != nullptr) atomicOr(nonfinite, bad);
+  if ((bad & kNonfiniteLogvar) != 0) check_fail(logvar_check, 0);
+  if ((bad & kNonfiniteMu) != 0) check_fail(mu_check, 0);
 }
 
 // KL[n] = Σ_c partial[n·chunks + c], in order. One thread per row, grid-stride.
 template <class T>
 __global__ void kl_finish_kernel(const double* partial, std::int64_t rows, std::int64_t chunks,
                                  T* kl) {
-  for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       row < rows; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t row = grid_stride_begin();
+       row < rows; row += grid_stride_step()) {
     double total = 0.0;
     for (std::int64_t c = 0; c < chunks; ++c) total += partial[row * chunks + c];
     kl[row] = static_cast<T>(total);

@@ -1,5 +1,6 @@
 // Matrix products: matmul (2-D and batched 3-D) and linear, on the backend's GEMM.
-#include "backends/backend.h"
+#include "backends/gemm.h"
+#include "backends/registry.h"
 #include "core/tensor_impl.h"
 #include "latent/autograd.h"
 #include "latent/ops.h"
@@ -35,7 +36,7 @@ void gemm_into(const Tensor& a, const Tensor& b, const Tensor& out) {
     return;
   }
   const GemmOperand ga = as_gemm_operand(a), gb = as_gemm_operand(b);
-  backend::get(a.device())
+  backend::lookup<backend::GemmTable>(a.device())
       .gemm(a.dtype(), ga.transposed, gb.transposed, m, n, k, 1.0, ga.storage.data_ptr(), ga.ld,
             gb.storage.data_ptr(), gb.ld, 0.0, out.data_ptr(), std::max<std::int64_t>(n, 1));
 }

@@ -1,0 +1,26 @@
+// One set of float/double math overloads for code that runs on the host and on the device
+// (the cpu loops, the SIMT executor and nvcc all call these). Each is the C library's
+// function of the argument's precision (expf for float, exp for double), so the cpu
+// backend and the kernels round alike wherever the library does.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/host_device.cuh"
+
+namespace latent::kernels {
+
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_exp(float x) { return ::expf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_exp(double x) { return ::exp(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_log(float x) { return ::logf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_log(double x) { return ::log(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_sqrt(float x) { return ::sqrtf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_sqrt(double x) { return ::sqrt(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_tanh(float x) { return ::tanhf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_tanh(double x) { return ::tanh(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_pow(float x, float p) { return ::powf(x, p); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_pow(double x, double p) { return ::pow(x, p); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_abs(float x) { return ::fabsf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_abs(double x) { return ::fabs(x); }
+
+}  // namespace latent::kernels

@@ -1,0 +1,20 @@
+// Registers every concept table of the cpu device.
+#include "backends/cpu/cpu.h"
+
+namespace latent::cpu {
+
+void register_device() {
+  register_device_table();
+  register_check();
+  register_elementwise();
+  register_reduce();
+  register_conv();
+  register_random();
+  register_adam();
+  register_gemm();
+  register_vae();
+  register_vq();
+  register_fsq();
+}
+
+}  // namespace latent::cpu
