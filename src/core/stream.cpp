@@ -35,9 +35,12 @@ std::atomic<bool>& immediate_flag() {
 }  // namespace
 
 struct Stream::Owner {
+  Owner(Device d, void* n) : device(d), native(n) {}
+  ~Owner() { backend::device_table(device).stream_destroy(native); }
+  Owner(const Owner&) = delete;
+  Owner& operator=(const Owner&) = delete;
   Device device;
   void* native;
-  ~Owner() { backend::device_table(device).stream_destroy(native); }
 };
 
 Stream::Stream(Device device) : device_(device) {}
@@ -45,7 +48,7 @@ Stream::Stream(Device device) : device_(device) {}
 Stream Stream::create(Device device) {
   Stream s(device);
   s.native_ = backend::device_table(device).stream_create();
-  if (s.native_ != nullptr) s.owner_ = std::make_shared<Owner>(Owner{device, s.native_});
+  if (s.native_ != nullptr) s.owner_ = std::make_shared<Owner>(device, s.native_);
   return s;
 }
 
