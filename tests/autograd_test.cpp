@@ -1,8 +1,10 @@
 // The autograd engine: accumulation, shared inputs, no_grad, detach, graph release, deep
-// graphs and the errors of misuse. Per-op derivative rules are checked in ops_test.cpp.
+// graphs, nodes with several outputs and the errors of misuse. Per-op derivative rules are
+// checked in ops_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "latent/autograd.h"
@@ -265,6 +267,125 @@ TEST(AutogradGraph, Float32GradientsKeepTheirDtype) {
   sum(mul(x, x)).backward();
   EXPECT_EQ(x.grad().dtype(), DType::f32);
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{2, 4, 6}));
+}
+
+// ------------------------------------------------------------------ several outputs
+
+// What the closure of a two-output node saw: how often it ran, and which of its outputs'
+// gradients were defined on the last run.
+struct Calls {
+  int count = 0;
+  std::vector<bool> defined;
+};
+
+// A test op with two outputs made by one node: (x·y, exp(x) + y·y).
+std::vector<Tensor> product_and_exp(const Tensor& x, const Tensor& y,
+                                    const std::shared_ptr<Calls>& calls) {
+  Tensor product, other;
+  {
+    NoGradGuard no_grad;
+    product = mul(x, y);
+    other = add(exp(x), mul(y, y));
+  }
+  return record({product, other}, "product_and_exp", {x, y},
+                [x = x.detach(), y = y.detach(), calls](const std::vector<Tensor>& dL_douts) {
+                  ++calls->count;
+                  calls->defined = {dL_douts[0].defined(), dL_douts[1].defined()};
+                  Tensor dL_dx = zeros_like(x), dL_dy = zeros_like(y);
+                  if (dL_douts[0].defined()) {
+                    dL_dx = add(dL_dx, mul(dL_douts[0], y));
+                    dL_dy = add(dL_dy, mul(dL_douts[0], x));
+                  }
+                  if (dL_douts[1].defined()) {
+                    dL_dx = add(dL_dx, mul(dL_douts[1], exp(x)));
+                    dL_dy = add(dL_dy, mul(dL_douts[1], mul(y, 2.0)));
+                  }
+                  return std::vector<Tensor>{dL_dx, dL_dy};
+                });
+}
+
+const std::vector<double> kX{0.3, -1.2, 0.8, 2.0}, kY{-0.7, 1.5, 0.25, -2.0};
+
+TEST(AutogradMultiOutput, OneNodeRecordsEveryOutputWithItsIndex) {
+  auto calls = std::make_shared<Calls>();
+  const std::vector<Tensor> out = product_and_exp(leaf(kX, {4}), leaf(kY, {4}), calls);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_NE(out[0].grad_fn(), nullptr);
+  EXPECT_EQ(out[0].grad_fn(), out[1].grad_fn());
+  EXPECT_EQ(out[0].grad_fn()->op, "product_and_exp");
+  EXPECT_EQ(out[0].grad_fn()->num_outputs, 2u);
+  EXPECT_EQ(out[0].output_index(), 0u);
+  EXPECT_EQ(out[1].output_index(), 1u);
+  EXPECT_EQ(out[1].detach().grad_fn(), nullptr);
+
+  // Inputs that need no gradient: nothing is recorded, the outputs come back as they were.
+  const Tensor c = from_vector(kX, {4});
+  const std::vector<Tensor> plain = product_and_exp(c, c, calls);
+  EXPECT_EQ(plain[0].grad_fn(), nullptr);
+  EXPECT_EQ(plain[1].grad_fn(), nullptr);
+  EXPECT_LATENT_ERROR(record(std::vector<Tensor>{}, "nothing", {leaf(kX, {4})}, MultiBackwardFn()),
+                      "record", "nothing");
+}
+
+// The closure runs once; the output the loss does not use gets an undefined gradient.
+TEST(AutogradMultiOutput, OnlyOneOutputUsed) {
+  for (std::size_t used : {0u, 1u}) {
+    auto calls = std::make_shared<Calls>();
+    Generator gen(11);
+    EXPECT_TRUE(test::check_gradients(
+        [&](const std::vector<Tensor>& x) { return product_and_exp(x[0], x[1], calls)[used]; },
+        {from_vector(kX, {4}), from_vector(kY, {4})}, gen))
+        << "output " << used;
+    EXPECT_EQ(calls->count, 1) << "output " << used;  // the differences record no graph
+    EXPECT_EQ(calls->defined, (std::vector<bool>{used == 0, used == 1})) << "output " << used;
+  }
+}
+
+// Both outputs reach the loss through separate ops: one closure run with both gradients.
+TEST(AutogradMultiOutput, BothOutputsUsed) {
+  auto calls = std::make_shared<Calls>();
+  Generator gen(12);
+  EXPECT_TRUE(test::check_gradients(
+      [&](const std::vector<Tensor>& x) {
+        const std::vector<Tensor> out = product_and_exp(x[0], x[1], calls);
+        return concat({exp(out[0]), mul(out[1], 3.0)}, 0);
+      },
+      {from_vector(kX, {4}), from_vector(kY, {4})}, gen));
+  EXPECT_EQ(calls->count, 1);
+  EXPECT_EQ(calls->defined, (std::vector<bool>{true, true}));
+}
+
+// Both outputs feed one downstream op, and one of them a second op too: the gradients of
+// each output are summed before the node runs, once.
+TEST(AutogradMultiOutput, DiamondThroughACommonDownstreamOp) {
+  auto calls = std::make_shared<Calls>();
+  Generator gen(13);
+  EXPECT_TRUE(test::check_gradients(
+      [&](const std::vector<Tensor>& x) {
+        const std::vector<Tensor> out = product_and_exp(x[0], x[1], calls);
+        return add(mul(out[0], out[1]), out[1]);
+      },
+      {from_vector(kX, {4}), from_vector(kY, {4})}, gen));
+  EXPECT_EQ(calls->count, 1);
+  EXPECT_EQ(calls->defined, (std::vector<bool>{true, true}));
+}
+
+TEST(AutogradMultiOutput, GraphIsFreedAfterBackward) {
+  auto calls = std::make_shared<Calls>();
+  Tensor x = leaf(kX, {4}), y = leaf(kY, {4});
+  const std::vector<Tensor> out = product_and_exp(x, y, calls);
+  sum(out[0]).backward();
+  EXPECT_EQ(values_of(x.grad()), kY);
+  const std::shared_ptr<Node>& node = out[1].grad_fn();
+  ASSERT_NE(node, nullptr);
+  EXPECT_TRUE(node->released);
+  EXPECT_TRUE(node->inputs.empty());
+  EXPECT_FALSE(static_cast<bool>(node->backward));
+  // The other output shares the freed node.
+  EXPECT_LATENT_ERROR(sum(out[1]).backward(), "backward", "freed", "product_and_exp");
+  EXPECT_LATENT_ERROR(sum(out[0]).backward(), "backward", "freed", "product_and_exp");
+  EXPECT_EQ(values_of(x.grad()), kY);  // the failed passes added nothing
+  EXPECT_EQ(calls->count, 1);
 }
 
 }  // namespace

@@ -386,6 +386,18 @@ TEST(ReparamBackward, NothingIsRecordedWithoutGradients) {
   EXPECT_FALSE(r.z.requires_grad());
 }
 
+// The fused op is one autograd node with two outputs, so its backward runs once with both.
+TEST(ReparamBackward, FusedOpIsOneNodeWithTwoOutputs) {
+  const Tensor mu = zeros({2, 3}).requires_grad_(), logvar = zeros({2, 3}).requires_grad_();
+  const ReparamKl r = reparameterize_kl(mu, logvar, PhiloxKey{});
+  ASSERT_NE(r.z.grad_fn(), nullptr);
+  EXPECT_EQ(r.z.grad_fn(), r.kl.grad_fn());
+  EXPECT_EQ(r.z.grad_fn()->op, "reparameterize_kl");
+  EXPECT_EQ(r.z.grad_fn()->inputs.size(), 2u);
+  EXPECT_EQ(r.z.output_index(), 0u);
+  EXPECT_EQ(r.kl.output_index(), 1u);
+}
+
 // ------------------------------------------------------------------ bad input
 
 TEST(ReparamErrors, BadInputIsAClearError) {

@@ -5,6 +5,7 @@
 // and clone() copy. Every tensor records the autograd node that produced it (see autograd.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -102,7 +103,8 @@ class Tensor {
   void set_grad(const Tensor& grad) const;
   void zero_grad() const;  // drops the gradient
   const std::shared_ptr<Node>& grad_fn() const;
-  void set_grad_fn(std::shared_ptr<Node> node) const;
+  std::size_t output_index() const;  // which of grad_fn()'s outputs this tensor is
+  void set_grad_fn(std::shared_ptr<Node> node, std::size_t output_index = 0) const;
   Tensor detach() const;  // same data, no history
   void backward() const;  // this tensor must hold one element
   void backward(const Tensor& dL_dthis) const;

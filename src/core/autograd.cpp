@@ -24,14 +24,25 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward) {
-  if (!needs_grad(inputs)) return output;
+std::vector<Tensor> record(std::vector<Tensor> outputs, const char* op,
+                           std::vector<Tensor> inputs, MultiBackwardFn backward) {
+  if (!needs_grad(inputs)) return outputs;
+  LATENT_CHECK(!outputs.empty(), "record: '", op, "' has no outputs");
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs = std::move(inputs);
+  node->num_outputs = outputs.size();
   node->backward = std::move(backward);
-  output.set_grad_fn(std::move(node));
-  return output;
+  for (std::size_t k = 0; k < outputs.size(); ++k) outputs[k].set_grad_fn(node, k);
+  return outputs;
+}
+
+Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward) {
+  auto take_first = [backward = std::move(backward)](const std::vector<Tensor>& dL_douts) {
+    return backward(dL_douts[0]);
+  };
+  return record(std::vector<Tensor>{std::move(output)}, op, std::move(inputs),
+                std::move(take_first))[0];
 }
 
 namespace {
@@ -84,16 +95,24 @@ void run_backward(const Tensor& root, const Tensor& dL_droot) {
     accumulate_leaf(root, dL_droot);
     return;
   }
-  std::unordered_map<Node*, Tensor> pending;  // dL/d(output of node)
-  pending[root.grad_fn().get()] = dL_droot;
+  // dL/d(output k of node) in pending[node][k]: undefined until a gradient arrives, then
+  // the sum of the gradients that reached it, in arrival order.
+  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  auto send = [&pending](const Tensor& output, const Tensor& g) {
+    Node* producer = output.grad_fn().get();
+    Tensor& slot = pending.try_emplace(producer, producer->num_outputs)
+                       .first->second[output.output_index()];
+    slot = slot.defined() ? add(slot, g) : g;
+  };
+  send(root, dL_droot);
   for (const std::shared_ptr<Node>& node : topological_order(root.grad_fn())) {
     LATENT_CHECK(!node->released, "backward: the graph through '", node->op,
                  "' was already freed by an earlier backward()");
     auto found = pending.find(node.get());
     if (found == pending.end()) continue;  // no gradient reached this node
-    const Tensor dL_dout = found->second;
+    const std::vector<Tensor> dL_douts = std::move(found->second);
     pending.erase(found);
-    std::vector<Tensor> grads = node->backward(dL_dout);
+    std::vector<Tensor> grads = node->backward(dL_douts);
     LATENT_CHECK(grads.size() == node->inputs.size(), "backward of '", node->op, "' returned ",
                  grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (std::size_t i = 0; i < grads.size(); ++i) {
@@ -103,9 +122,8 @@ void run_backward(const Tensor& root, const Tensor& dL_droot) {
       LATENT_CHECK(g.shape() == input.shape(), "backward of '", node->op, "': gradient ", i,
                    " has shape ", shape_str(g.shape()), ", input has ",
                    shape_str(input.shape()));
-      if (Node* producer = input.grad_fn().get()) {
-        auto [slot, inserted] = pending.try_emplace(producer, g);
-        if (!inserted) slot->second = add(slot->second, g);
+      if (input.grad_fn()) {
+        send(input, g);
       } else {
         accumulate_leaf(input, g);
       }

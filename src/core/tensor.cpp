@@ -412,9 +412,11 @@ void Tensor::zero_grad() const {
   impl_->grad = Tensor();
 }
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked().grad_fn; }
-void Tensor::set_grad_fn(std::shared_ptr<Node> node) const {
+std::size_t Tensor::output_index() const { return checked().output_index; }
+void Tensor::set_grad_fn(std::shared_ptr<Node> node, std::size_t output_index) const {
   checked();
   impl_->grad_fn = std::move(node);
+  impl_->output_index = output_index;
 }
 Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 

@@ -18,6 +18,7 @@ struct TensorImpl {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;
+  std::size_t output_index = 0;  // of grad_fn's outputs
 };
 
 // A view of `base`'s storage with new geometry; no autograd history.

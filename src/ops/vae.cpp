@@ -4,16 +4,8 @@
 // primitive pair of src/backends/vae.h on the inputs' device. Their backward closures keep
 // mu and logvar (detached) and the Philox key, never ε: the backward kernel draws ε again.
 //
-// The fused op has two outputs and one backward kernel that wants both gradients at once
-// (dL/dz and dL/dkl). Autograd calls a node per output, so the two nodes cooperate:
-//   - kl's node K has inputs (mu, logvar);
-//   - z's node Z has inputs (mu, logvar, kl): kl is a (gradient-free) input of z, so the
-//     topological order always runs Z before K.
-// Z only parks dL/dz in a context shared with K and sends K a zero gradient of shape [N]
-// (N floats, so K runs even when the loss does not use kl). K then launches the one fused
-// backward with dL/dz (if Z ran) and dL/dkl, and returns dL/dmu and dL/dlogvar.
-#include <memory>
-
+// The fused op records one node with two outputs (z, kl), so its backward launches the one
+// fused backward kernel once with both dL/dz and dL/dkl (either undefined when unused).
 #include "backends/registry.h"
 #include "backends/vae.h"
 #include "latent/autograd.h"
@@ -129,27 +121,16 @@ ReparamKl reparameterize_kl(const Tensor& mu, const Tensor& logvar, PhiloxKey ke
   Tensor kl = empty({p.mu.size(0)}, p.mu.dtype(), p.mu.device());
   forward(p, z, kl);
 
-  // dL/dz parked by z's node for kl's node (see the top of this file).
-  struct Context {
-    Tensor dL_dz;
-  };
-  auto context = std::make_shared<Context>();
   const Tensor saved_mu = p.mu.detach(), saved_logvar = p.logvar.detach();
   const ReparamConfig config = p.config;
-  kl = record(kl, "reparameterize_kl.kl", {p.mu, p.logvar},
-              [context, saved_mu, saved_logvar, config](const Tensor& dL_dkl) {
-                const Tensor dL_dz = context->dL_dz;
-                context->dL_dz = Tensor();
-                return backward(config, saved_mu, saved_logvar, dL_dz, dL_dkl);
-              });
-  const Tensor kl_shape_like = kl.detach();
-  z = record(z, "reparameterize_kl.z", {p.mu, p.logvar, kl},
-             [context, saved_mu, kl_shape_like](const Tensor& dL_dz) {
-               check_gradient("reparameterize_kl", dL_dz, saved_mu);
-               context->dL_dz = dL_dz;
-               return std::vector<Tensor>{Tensor(), Tensor(), zeros_like(kl_shape_like)};
+  const std::vector<Tensor> z_kl =
+      record({z, kl}, "reparameterize_kl", {p.mu, p.logvar},
+             [saved_mu, saved_logvar, config](const std::vector<Tensor>& dL_dz_dkl) {
+               const Tensor &dL_dz = dL_dz_dkl[0], &dL_dkl = dL_dz_dkl[1];
+               if (dL_dz.defined()) check_gradient("reparameterize_kl", dL_dz, saved_mu);
+               return backward(config, saved_mu, saved_logvar, dL_dz, dL_dkl);
              });
-  return {z, kl};
+  return {z_kl[0], z_kl[1]};
 }
 
 ReparamKl reparameterize_kl(const Tensor& mu, const Tensor& logvar, Generator& gen,
