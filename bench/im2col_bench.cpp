@@ -1,4 +1,4 @@
-// im2col and col2im (kernels/im2col.cuh) at the autoencoder's layer shapes, batch 256, in
+// im2col and col2im (kernels/conv.cuh) at the autoencoder's layer shapes, batch 256, in
 // bytes moved: im2col reads the image once (cached) and writes C·KH·KW·N·OH·OW columns;
 // col2im reads every column entry once and writes the image.
 #include "bench_util.h"

@@ -1,4 +1,4 @@
-// The fused reparameterization + KL (kernels/reparam.cuh) against the unfused composition of
+// The fused reparameterization + KL (kernels/vae.cuh) against the unfused composition of
 // generic kernels and against a copy of the same bytes, forward and backward.
 //
 // Shapes: [n / D, D] float32 with D = 16384 (a 4×64×64 latent, as Stable Diffusion's

@@ -42,6 +42,7 @@
 #pragma once
 
 #include "kernels/device.cuh"
+#include "kernels/math.cuh"
 #include "kernels/vec16.cuh"
 
 #include <cmath>
@@ -97,12 +98,6 @@ inline FsqConstants<T> fsq_constants(const std::vector<std::int64_t>& levels, bo
 }
 
 // ---------------------------------------------------------------- one channel, any backend
-LATENT_HOST_DEVICE inline float fsq_tanh(float x) { return tanhf(x); }
-LATENT_HOST_DEVICE inline double fsq_tanh(double x) { return tanh(x); }
-LATENT_HOST_DEVICE inline float fsq_rint(float x) { return rintf(x); }  // half to even
-LATENT_HOST_DEVICE inline double fsq_rint(double x) { return rint(x); }
-LATENT_HOST_DEVICE inline float fsq_floor(float x) { return floorf(x); }
-LATENT_HOST_DEVICE inline double fsq_floor(double x) { return floor(x); }
 // Clamps to [0, top]; NaN goes to 0 (fmax returns its other operand).
 LATENT_HOST_DEVICE inline std::int32_t fsq_clamp_digit(float x, float top) {
   return static_cast<std::int32_t>(fminf(fmaxf(x, 0.0f), top));
@@ -117,11 +112,11 @@ template <class T>
 LATENT_HOST_DEVICE inline std::int32_t fsq_digit(const FsqConstants<T>& k, int c, T z) {
   const T top = static_cast<T>(k.levels[c] - 1);
   if (k.symmetric) {
-    const T t = fsq_tanh(z);
-    return fsq_clamp_digit(fsq_floor(top * (t + T(1)) * T(0.5) + T(0.5)), top);
+    const T t = math_tanh(z);
+    return fsq_clamp_digit(math_floor(top * (t + T(1)) * T(0.5) + T(0.5)), top);
   }
-  const T bound = fsq_tanh(z + k.shift[c]) * k.half[c] - k.offset[c];
-  return fsq_clamp_digit(fsq_rint(bound) + static_cast<T>(k.half_width[c]), top);
+  const T bound = math_tanh(z + k.shift[c]) * k.half[c] - k.offset[c];
+  return fsq_clamp_digit(math_rint(bound) + static_cast<T>(k.half_width[c]), top);
 }
 
 // The code value of a level: an exact integer over an exact integer, one rounding.
@@ -139,15 +134,15 @@ template <class T>
 LATENT_HOST_DEVICE inline std::int32_t fsq_digit_of_code(const FsqConstants<T>& k, int c,
                                                          T code) {
   const T top = static_cast<T>(k.levels[c] - 1);
-  if (k.symmetric) return fsq_clamp_digit(fsq_rint((code + T(1)) * top * T(0.5)), top);
+  if (k.symmetric) return fsq_clamp_digit(math_rint((code + T(1)) * top * T(0.5)), top);
   const T h = static_cast<T>(k.half_width[c]);
-  return fsq_clamp_digit(fsq_rint(code * h) + h, top);
+  return fsq_clamp_digit(math_rint(code * h) + h, top);
 }
 
 // d code / d z of the straight-through estimator.
 template <class T>
 LATENT_HOST_DEVICE inline T fsq_slope(const FsqConstants<T>& k, int c, T z) {
-  const T t = fsq_tanh(z + k.shift[c]);
+  const T t = math_tanh(z + k.shift[c]);
   return k.slope[c] * (T(1) - t * t);
 }
 

@@ -41,6 +41,7 @@
 
 #include "kernels/check.cuh"
 #include "kernels/device.cuh"
+#include "kernels/math.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/philox_normal.cuh"
 #include "kernels/reduce.cuh"
@@ -64,10 +65,6 @@ constexpr int kNonfiniteLogvar = 2;
 
 namespace reparam_detail {
 
-__device__ __forceinline__ float exp_of(float x) { return expf(x); }
-__device__ __forceinline__ double exp_of(double x) { return exp(x); }
-__device__ __forceinline__ float expm1_of(float x) { return expm1f(x); }
-__device__ __forceinline__ double expm1_of(double x) { return expm1(x); }
 
 // Four consecutive elements, moved as 16-byte vectors (p must be 16-byte aligned).
 template <class T>
@@ -114,8 +111,8 @@ __device__ __forceinline__ T forward_element(T mu, T lv, double eps, const Repar
   if (!finite(mu)) nonfinite |= kNonfiniteMu;
   if (!finite(lv)) nonfinite |= kNonfiniteLogvar;
   const T lc = clamp_logvar(lv, s);
-  kl += 0.5 * (static_cast<double>(mu) * mu + static_cast<double>(expm1_of(lc) - lc));
-  return mu + exp_of(T(0.5) * lc) * static_cast<T>(eps);
+  kl += 0.5 * (static_cast<double>(mu) * mu + static_cast<double>(math_expm1(lc) - lc));
+  return mu + math_exp(T(0.5) * lc) * static_cast<T>(eps);
 }
 
 // The backward of one element: (dL/dμ, dL/dℓ) from dL/dz (if any) and g = dL/dKL[n] (if any).
@@ -126,11 +123,11 @@ __device__ __forceinline__ void backward_element(T mu, T lv, T dz, T g, double e
   T d_mu = T(0), d_lv = T(0);
   if constexpr (kHasDz) {
     d_mu = dz;
-    d_lv = dz * T(0.5) * exp_of(T(0.5) * lc) * static_cast<T>(eps);
+    d_lv = dz * T(0.5) * math_exp(T(0.5) * lc) * static_cast<T>(eps);
   }
   if constexpr (kHasDkl) {
     d_mu += g * mu;
-    d_lv += g * T(0.5) * expm1_of(lc);
+    d_lv += g * T(0.5) * math_expm1(lc);
   }
   dmu = d_mu;
   dlv = in_clamp_range(lv, s) ? d_lv : T(0);

@@ -1,5 +1,5 @@
 // The cuda side of the VAE primitives (src/backends/vae.h): tiles, launch shapes and the
-// launches of kernels/reparam.cuh. Built by nvcc for a GPU, or by the host compiler for the
+// launches of kernels/vae.cuh. Built by nvcc for a GPU, or by the host compiler for the
 // SIMT executor (docs/simt.md).
 #include <algorithm>
 #include <cstdint>
