@@ -394,7 +394,7 @@ TEST_F(VqEma, VqVaeTrainsAndTokenizes) {
           model->after_step(images, step);
           loss = out.loss.item();
           EXPECT_TRUE(std::isfinite(loss));
-          EXPECT_GT(out.metrics.at("perplexity"), 0.0);
+          EXPECT_GT(out.metrics.at("perplexity")(), 0.0);
         }
         EXPECT_TRUE(model->quantizer().initialized());
         return model;

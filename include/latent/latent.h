@@ -13,6 +13,5 @@
 #include "latent/optim.h"
 #include "latent/random.h"
 #include "latent/tensor.h"
-#include "latent/train.h"
 #include "latent/vae.h"
 #include "latent/vq.h"
