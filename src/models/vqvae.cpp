@@ -39,8 +39,8 @@ std::int64_t count_below(const std::vector<double>& counts, double threshold) {
   return below;
 }
 
-// a·w + b·(1 − w) for a weight tensor w that holds exactly 0 or 1: then the result is a or b
-// bit for bit (x·1 = x, x·0 = 0 and x + 0 = x for the finite values blended here).
+// a·w + b·(1 − w) for a weight w that is exactly 0 or 1: a or b, value for value (x·1 = x,
+// x·0 = ±0 and x ± 0 = x for every finite x; only a −0 could come back as +0).
 Tensor select(const Tensor& w, const Tensor& a, const Tensor& b) {
   return add(mul(a, w), mul(b, rsub(1.0, w)));
 }
@@ -149,7 +149,8 @@ VectorQuantizer::UpdateReport VectorQuantizer::update(const Tensor& z, const Ten
   // The usage window, on the device: last_k ← step where code k was chosen (u_k = 1), else
   // last_k. In float64, exact for every int32: last·(1 − u) + u·step.
   const Tensor used = clamp(counts.to(DType::f64), 0.0, 1.0);
-  last_used_.copy_(select(used, mul(used, static_cast<double>(step)), last_used_.to(DType::f64)));
+  last_used_.copy_(add(mul(last_used_.to(DType::f64), rsub(1.0, used)),
+                       mul(used, static_cast<double>(step))));
   return report;
 }
 

@@ -108,9 +108,7 @@ class LogWindow {
     for (const auto& [name, total] : metric_totals_) means[name] = total / steps_;
     return means;
   }
-  void clear() {
-    *this = LogWindow();
-  }
+  void clear() { *this = LogWindow(); }
 
  private:
   struct Pending {
