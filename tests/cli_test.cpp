@@ -173,6 +173,17 @@ TEST_F(CliTest, SampleAndTokensNeedTheRightKindOfModel) {
   EXPECT_NE(r.output.find("no discrete tokens"), std::string::npos) << r.output;
 }
 
+// The loss is read on logging steps only: a loss that turns NaN at step 2 stops the run at
+// the logging step 3, naming step 2, before anything is logged or checkpointed.
+TEST_F(CliTest, ANonFiniteLossStopsTheRunAtTheNextLoggingStep) {
+  std::string args = train_args("nan") + " --lr 1e30";
+  args.replace(args.find("--log-every 2"), 13, "--log-every 3");
+  const CommandResult r = run_cli(args);
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("the loss became nan at step 2"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "nan" / "checkpoint.safetensors"));
+}
+
 TEST_F(CliTest, BadInputFailsWithAClearMessage) {
   CommandResult r = run_cli("train --model nosuchmodel --data-dir " + (dir_ / "data").string());
   EXPECT_EQ(r.status, 1);

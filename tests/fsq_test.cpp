@@ -20,6 +20,8 @@
 #include "cli_util.h"
 #include "latent/latent.h"
 #include "test_util.h"
+#include "tools/train/pictures.h"
+#include "tools/train/train.h"
 
 namespace latent {
 namespace {
@@ -550,7 +552,7 @@ TEST(FsqModel, TokensRoundTripAndGradientsReachTheEncoder) {
 
   const auto out = model.training_step(data.images, 0);
   ASSERT_TRUE(std::isfinite(out.loss.item()));
-  EXPECT_GE(out.metrics.at("perplexity"), 1.0);
+  EXPECT_GE(out.metrics.at("perplexity")(), 1.0);
   out.loss.backward();
   // The straight-through gradient reaches the first layer of the encoder.
   const auto params = model.named_parameters();
@@ -578,7 +580,7 @@ TEST(FsqModel, MetricsAndCodebookPicture) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("latent-fsq-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  model.write_artifacts(dir.string(), test, Device::cpu());
+  train::write_pictures(model, dir.string(), test, Device::cpu());
   const Tensor picture = load_png((dir / "codebook_usage.png").string());
   // 1000 codes: 40 × 25 (levels 8·5 along x, 5·5 along y), 12 pixels a code.
   EXPECT_EQ(picture.shape(), (Shape{3, 25 * 12, 40 * 12}));

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -395,7 +396,7 @@ TEST_F(VqEma, VqVaeTrainsAndTokenizes) {
           model->after_step(images, step);
           loss = out.loss.item();
           EXPECT_TRUE(std::isfinite(loss));
-          EXPECT_GT(out.metrics.at("perplexity"), 0.0);
+          EXPECT_GT(out.metrics.at("perplexity")(), 0.0);
         }
         EXPECT_TRUE(model->quantizer().initialized());
         return model;
@@ -428,6 +429,129 @@ TEST_F(VqEma, VqVaeTrainsAndTokenizes) {
       EXPECT_GE(extra.at("perplexity"), 1.0);
       EXPECT_EQ(extra.at("dead_codes"), 16 - extra.at("utilization") * 16);
     }
+  }
+}
+
+// ------------------------------------------------------------------ no host reads per step
+// The usage window is updated on the device (float64 arithmetic, exact for every int32); the
+// rule is the host loop it replaced: last_k ← step wherever code k was chosen.
+TEST_F(VqEma, UsageWindowUpdatesOnTheDeviceByTheHostRule) {
+  for (bool ema : {false, true}) {
+    for (Device device : devices()) {
+      Generator gen(40);
+      models::VectorQuantizerConfig c;
+      c.codebook_size = 6;
+      c.code_dim = 2;
+      c.ema = ema;
+      c.usage_window = 5;
+      models::VectorQuantizer q(c, gen);
+      q.to(device);
+      std::vector<std::int32_t> expected(6, -1);
+      const std::vector<std::pair<std::int64_t, std::vector<std::int32_t>>> steps = {
+          {0, {1, 1, 3}}, {3, {2}}, {7, {0, 3}}, {16777217, {4}}, {2147483646, {5, 0}}};
+      for (const auto& [step, chosen] : steps) {
+        const std::int64_t n = static_cast<std::int64_t>(chosen.size());
+        q.update(uniform({n, 2}, -1.0, 1.0, gen).to(device), from_vector(chosen, {n}).to(device),
+                 step);
+        for (std::int32_t k : chosen) expected[k] = static_cast<std::int32_t>(step);
+        EXPECT_EQ(q.last_used().to_vector<std::int32_t>(), expected)
+            << device.str() << " step " << step;
+        if (step == 7) EXPECT_DOUBLE_EQ(q.window_utilization(9), 2.0 / 6.0);  // 0 and 3 at 7
+      }
+    }
+  }
+}
+
+TEST(VqModule, InitializedIsCachedOnTheHostAndRefreshedByLoadStateDict) {
+  Generator gen(41);
+  models::VqVaeConfig c = tiny_config(true, 0.0, true);
+  models::VqVae trained(c, gen), fresh(c, gen), blank(c, gen);
+  EXPECT_FALSE(trained.quantizer().initialized());
+  trained.quantizer().initialize_from(uniform({64, 3}, -1.0, 1.0, gen));
+  EXPECT_TRUE(trained.quantizer().initialized());
+  // The loaded buffer counts, not what the constructor knew; through the parent module too.
+  fresh.load_state_dict(trained.state_dict());
+  EXPECT_TRUE(fresh.quantizer().initialized());
+  trained.load_state_dict(blank.state_dict());
+  EXPECT_FALSE(trained.quantizer().initialized());
+}
+
+// Trains the tiny EMA VQ-VAE with revival for `steps` steps; returns each step's metrics,
+// read right after the step (`read_now`) or all at the end, when later steps have changed the
+// model in place.
+std::vector<std::map<std::string, double>> vq_metrics_of_steps(Device device, int steps,
+                                                               bool read_now) {
+  Generator gen(29);
+  models::VqVae model(tiny_config(true, 1.0, false), gen);
+  model.to(device);
+  optim::AdamW optimizer(model.parameters(), 1e-2);
+  Generator data(30);
+  std::vector<models::TrainableModel::Metrics> deferred;
+  std::vector<std::map<std::string, double>> values;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor images = rand({6, 1, 28, 28}, data).to(device);
+    models::TrainableModel::StepOutput out = model.training_step(images, step);
+    if (read_now) values.push_back(models::read_metrics(out.metrics));
+    optimizer.zero_grad();
+    out.loss.backward();
+    optimizer.step();
+    model.after_step(images, step);
+    deferred.push_back(std::move(out.metrics));
+  }
+  if (!read_now)
+    for (const auto& m : deferred) values.push_back(models::read_metrics(m));
+  return values;
+}
+
+TEST_F(VqEma, DeferredMetricsKeepTheValuesOfTheirStep) {
+  for (Device device : devices()) {
+    const auto now = vq_metrics_of_steps(device, 4, true);
+    const auto later = vq_metrics_of_steps(device, 4, false);
+    ASSERT_EQ(now.size(), 4u);
+    for (const char* key : {"recon", "commitment", "perplexity", "batch_codes_used",
+                            "utilization", "dead_codes", "revived"})
+      EXPECT_TRUE(now[0].count(key)) << key;
+    EXPECT_EQ(now, later) << device.str();  // bit for bit
+  }
+}
+
+// The last revival, kept on the device for the usage picture: the latest update that revived
+// a code (step s's "revived" metric counts the codes update s − 1 revived), the revived codes
+// under the threshold just before and at the reset count just after.
+TEST_F(VqEma, LastRevivalIsTheLatestUpdateThatRevivedCodes) {
+  for (Device device : devices()) {
+    Generator gen(29);
+    models::VqVae model(tiny_config(true, 1.0, false), gen);
+    model.to(device);
+    EXPECT_EQ(model.last_revival().step, -1);
+    optim::AdamW optimizer(model.parameters(), 1e-2);
+    Generator data(30);
+    std::int64_t expected = -1;
+    for (int step = 0; step <= 6; ++step) {
+      const Tensor images = rand({6, 1, 28, 28}, data).to(device);
+      models::TrainableModel::StepOutput out = model.training_step(images, step);
+      if (out.metrics.at("revived")() > 0) expected = step - 1;
+      if (step == 6) break;
+      optimizer.zero_grad();
+      out.loss.backward();
+      optimizer.step();
+      model.after_step(images, step);
+    }
+    ASSERT_GE(expected, 0) << "no code was revived; the test needs a revival";
+    const models::VqVae::Revival r = model.last_revival();
+    EXPECT_EQ(r.step, expected) << device.str();
+    ASSERT_EQ(r.revived_mask.size(), 16u);
+    int revived = 0;
+    for (std::size_t k = 0; k < 16; ++k) {
+      if (r.revived_mask[k]) {
+        ++revived;
+        EXPECT_LT(r.count_before[k], 1.0) << k;
+        EXPECT_EQ(r.count_after[k], 1.0) << k;
+      } else {
+        EXPECT_EQ(r.count_after[k], r.count_before[k]) << k;
+      }
+    }
+    EXPECT_GT(revived, 0);
   }
 }
 

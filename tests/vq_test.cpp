@@ -402,9 +402,9 @@ TEST_F(Vq, BatchStatisticsOfVectorQuantize) {
     const VectorQuantizeResult q = vector_quantize(z.to(device), codebook.to(device));
     EXPECT_TRUE(identical(q.counts.to(Device::cpu()),
                           from_vector(std::vector<std::int32_t>{2, 0, 1, 1, 0}, {5})));
-    EXPECT_EQ(q.used_codes, 3);
+    EXPECT_DOUBLE_EQ(codebook_utilization(q.counts), 3.0 / 5.0);
     // p = (1/2, 1/4, 1/4): H = 1.5 ln 2.
-    EXPECT_NEAR(q.perplexity, std::exp(1.5 * std::log(2.0)), 1e-12);
+    EXPECT_NEAR(codebook_perplexity(q.counts), std::exp(1.5 * std::log(2.0)), 1e-12);
   }
 }
 

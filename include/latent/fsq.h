@@ -74,9 +74,6 @@ class FsqAutoencoder : public TrainableModel {
   // utilization (fraction of the ΠL codes used on the test set), codes_used, codebook_size,
   // perplexity (exp of the entropy of the code histogram) and its ratio to ΠL.
   std::map<std::string, double> evaluate_extra(const Dataset& test, Device device) override;
-  // codebook_usage.png: one pixel block per code of the implicit codebook, brightness
-  // log(1 + count), unused codes dark red.
-  void write_artifacts(const std::string& out_dir, const Dataset& test, Device device) override;
   Tensor encode_tokens(const Tensor& images) override;
   Tensor decode_tokens(const Tensor& tokens) override;
 

@@ -14,6 +14,5 @@
 #include "latent/random.h"
 #include "latent/stream.h"
 #include "latent/tensor.h"
-#include "latent/train.h"
 #include "latent/vae.h"
 #include "latent/vq.h"

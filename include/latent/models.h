@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,19 +46,27 @@ class Decoder : public nn::Module {
   std::shared_ptr<nn::Sequential> layers_;
 };
 
-// A model latent::train can train (include/latent/train.h). Implementations live in
-// src/models/, one file per model.
+// A model that a training loop (such as `latent train`, tools/train) can train. Implementations
+// live in src/models/, one file per model.
 class TrainableModel : public nn::Module {
  public:
   using nn::Module::Module;
 
+  // A step's metrics, read only when asked for: each closure holds device tensors (or
+  // device-side snapshots) of its step and reads them back to the host when called, so a
+  // step whose metrics are not logged never waits for the device. A closure gives the same
+  // number whenever it is called.
+  using Metrics = std::map<std::string, std::function<double()>>;
+
   struct StepOutput {
-    Tensor loss;                             // scalar; backward() is called on it
-    std::map<std::string, double> metrics;   // logged with the step (recon, kl, …)
+    Tensor loss;      // scalar; backward() is called on it
+    Metrics metrics;  // logged with the step (recon, kl, …)
   };
-  // The loss of one batch of images in [0, 1], at optimizer step `step` (from 0).
+  // The loss of one batch of images in [0, 1], at optimizer step `step` (from 0). Nothing is
+  // read back to the host.
   virtual StepOutput training_step(const Tensor& images, std::int64_t step) = 0;
-  // Called after the optimizer step (EMA codebook updates, dead-code revival, …).
+  // Called after the optimizer step (EMA codebook updates, dead-code revival, …); nothing is
+  // read back to the host.
   virtual void after_step(const Tensor& images, std::int64_t step) {}
   // Reconstructions in [0, 1] of images in [0, 1], in eval mode, without gradients.
   virtual Tensor reconstruct(const Tensor& images) = 0;
@@ -65,8 +74,6 @@ class TrainableModel : public nn::Module {
   virtual std::map<std::string, double> evaluate_extra(const Dataset& test, Device device) {
     return {};
   }
-  // Extra pictures (samples, usage bars, …) written into out_dir at the end of training.
-  virtual void write_artifacts(const std::string& out_dir, const Dataset& test, Device device) {}
 
   // Generative models: n images in [0, 1] decoded from the prior. Others throw.
   virtual Tensor sample(std::int64_t n, Generator& gen);
@@ -74,6 +81,11 @@ class TrainableModel : public nn::Module {
   virtual Tensor encode_tokens(const Tensor& images);
   virtual Tensor decode_tokens(const Tensor& tokens);
 };
+
+// A metric that reads one scalar tensor (detached) when called.
+std::function<double()> deferred_item(const Tensor& scalar);
+// Calls every metric of a step: the host numbers, by name.
+std::map<std::string, double> read_metrics(const TrainableModel::Metrics& metrics);
 
 // The reconstruction term of every model: "mse" (on sigmoid(logits)) or "bce" (with logits),
 // averaged over pixels.

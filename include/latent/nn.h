@@ -94,6 +94,7 @@ class Module {
   // (converting dtype and device); with strict, a name missing from `state` or a name the
   // model lacks is an error. A shape mismatch is always an error. Everything is checked
   // before anything is written.
+  // After the copies, every module of the tree gets on_state_loaded().
   NamedTensors state_dict() const;
   void load_state_dict(const NamedTensors& state, bool strict = true);
 
@@ -101,6 +102,11 @@ class Module {
   const std::string& type_name() const { return type_name_; }
   virtual std::string extra_repr() const { return ""; }
   std::string str() const;
+
+ protected:
+  // Called by load_state_dict once its values are in place: a module that keeps something
+  // about its tensors on the host (a cached flag, say) refreshes it here.
+  virtual void on_state_loaded() {}
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);

@@ -18,10 +18,6 @@
 
 namespace latent {
 
-namespace train {
-struct Config;
-}
-
 struct ReparamOptions {
   // logvar is clamped to [logvar_min, logvar_max] (Stable Diffusion's autoencoder uses
   // [−30, 20]); outside that range its gradient is 0, as for clamp().
@@ -98,7 +94,6 @@ class Vae : public TrainableModel {
   StepOutput training_step(const Tensor& images, std::int64_t step) override;
   Tensor reconstruct(const Tensor& images) override;
   std::map<std::string, double> evaluate_extra(const Dataset& test, Device device) override;
-  void write_artifacts(const std::string& out_dir, const Dataset& test, Device device) override;
   Tensor sample(std::int64_t n, Generator& gen) override;
 
   const VaeConfig& config() const { return config_; }
@@ -112,10 +107,6 @@ class Vae : public TrainableModel {
   std::shared_ptr<nn::Linear> to_posterior_;  // flat only: features → (μ, logvar)
   std::shared_ptr<nn::Linear> from_latent_;   // flat only: z → decoder features
 };
-
-// The Vae a training Config describes (--beta, --latent, --latent-dim, --kl-warmup,
-// --kl-cycle, --free-bits, --loss); what `latent train --model vae` builds.
-std::shared_ptr<Vae> make_vae(const train::Config& config, Generator& gen);
 
 }  // namespace models
 }  // namespace latent

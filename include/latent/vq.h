@@ -89,9 +89,8 @@ struct VectorQuantizeResult {
   Tensor codebook_loss;    // mean ‖sg[z] − e‖²: trains the codebook only
   Tensor commitment_loss;  // mean ‖z − sg[e]‖² (unweighted): trains the encoder only
   Tensor loss;             // codebook_loss + β·commitment_loss
-  Tensor counts;           // int32 [K]: how many rows chose each code
-  double perplexity = 0.0; // exp(−Σ p_k log p_k) of counts
-  std::int64_t used_codes = 0;
+  Tensor counts;           // int32 [K]: how many rows chose each code; on the host,
+                           // codebook_perplexity(counts) and codebook_utilization(counts)
 };
 
 // The VQ-VAE quantizer (van den Oord et al., 2017): z [N, D], codebook [K, D].
@@ -136,10 +135,6 @@ double codebook_perplexity(const Tensor& counts);
 // The fraction of codes with a positive count.
 double codebook_utilization(const Tensor& counts);
 
-namespace train {
-struct Config;
-}
-
 namespace models {
 
 struct VectorQuantizerConfig {
@@ -172,28 +167,37 @@ class VectorQuantizer : public nn::Module {
   Tensor lookup(const Tensor& indices);
   // Runs k-means on z and makes the result the codebook (and the EMA state) once.
   void initialize_from(const Tensor& z);
+  // Whether k-means has run (the `initialized` buffer). Cached on the host: known from the
+  // constructor and initialize_from, read once after load_state_dict, never per step.
   bool initialized() const;
 
+  // What update() did, as device tensors: nothing is read back to the host. Defined in EMA
+  // mode with a dead-code threshold only.
   struct UpdateReport {
-    std::int64_t revived = 0;
-    std::vector<double> count_before;  // EMA counts before revival (when any code revived)
-    std::vector<double> count_after;
-    std::vector<std::int32_t> revived_mask;
+    Tensor revived_mask;  // int32 [K]: 1 where the code was revived
+    Tensor revived;       // float64 scalar: how many codes were revived
+    Tensor count_before;  // copies of the EMA counts just before and just after the revival
+    Tensor count_after;
   };
   // After the optimizer step, with the batch's (detached) z and indices: the EMA update and
-  // revival (EMA mode), and the usage window (both modes).
+  // revival (EMA mode), and the usage window (both modes), all on the device.
   UpdateReport update(const Tensor& z, const Tensor& indices, std::int64_t step);
 
   // Fraction of codes chosen within the last usage_window steps up to `step` (−1: up to the
-  // last step any code was chosen).
+  // last step any code was chosen). Reads the usage window back to the host.
   double window_utilization(std::int64_t step) const;
-  // Codes whose EMA count is under the threshold (EMA mode with a threshold; else 0).
+  // Codes whose EMA count is under the threshold (EMA mode with a threshold; else 0). Reads
+  // the EMA counts back to the host.
   std::int64_t dead_codes() const;
 
   const VectorQuantizerConfig& config() const { return config_; }
   Tensor codebook() const { return codebook_; }
   Tensor ema_count() const { return ema_count_; }
   Tensor ema_sum() const { return ema_sum_; }
+  Tensor last_used() const { return last_used_; }  // int32 [K]: the usage window
+
+ protected:
+  void on_state_loaded() override;
 
  private:
   VectorQuantizerConfig config_;
@@ -202,6 +206,7 @@ class VectorQuantizer : public nn::Module {
   Tensor ema_sum_;      // buffer [K, D] (EMA mode)
   Tensor last_used_;    // buffer int32 [K]: the last step a code was chosen, −1 never
   Tensor initialized_;  // buffer int32 [1]: k-means has run
+  mutable int initialized_cache_ = -1;  // the buffer's value on the host; −1: not known
 };
 
 struct VqVaeConfig {
@@ -220,7 +225,6 @@ class VqVae : public TrainableModel {
   void after_step(const Tensor& images, std::int64_t step) override;
   Tensor reconstruct(const Tensor& images) override;
   std::map<std::string, double> evaluate_extra(const Dataset& test, Device device) override;
-  void write_artifacts(const std::string& out_dir, const Dataset& test, Device device) override;
   Tensor encode_tokens(const Tensor& images) override;   // int32 [N, 7, 7]
   Tensor decode_tokens(const Tensor& tokens) override;   // images [N, C, 28, 28] in [0, 1]
 
@@ -229,21 +233,31 @@ class VqVae : public TrainableModel {
   const VqVaeConfig& config() const { return config_; }
   VectorQuantizer& quantizer() { return *quantizer_; }
 
+  // The last training step whose update revived codes (EMA mode with a dead-code threshold),
+  // with the EMA counts just before and just after it. The model keeps it on the device,
+  // updated each step without a host read; this reads it back. step −1: no revival yet.
+  struct Revival {
+    std::int64_t step = -1;
+    std::vector<double> count_before, count_after;
+    std::vector<std::int32_t> revived_mask;
+  };
+  Revival last_revival() const;
+
  private:
   Tensor decode_rows(const Tensor& rows, std::int64_t images);  // logits
+  void record_revival(const VectorQuantizer::UpdateReport& report, std::int64_t step);
 
   VqVaeConfig config_;
   std::shared_ptr<Encoder> encoder_;
   std::shared_ptr<VectorQuantizer> quantizer_;
   std::shared_ptr<Decoder> decoder_;
   Tensor pending_z_, pending_indices_;  // the last training batch, for after_step
-  std::int64_t last_revived_ = 0;
-  VectorQuantizer::UpdateReport last_revival_;  // the last step that revived codes
-  std::int64_t last_revival_step_ = -1;
+  Tensor last_revived_;                 // float64 scalar: codes revived by the last update
+  // The last revival, on the device: each update blends its report in with weight 1 when it
+  // revived a code and 0 when it did not (exact: products with 0 and 1 round to nothing).
+  Tensor revival_step_;                 // float64 scalar, −1 before any revival
+  Tensor revival_before_, revival_after_, revival_mask_;  // [K]; the mask as float64
 };
-
-// The vqvae of `latent train --model vqvae` from a train::Config.
-std::shared_ptr<TrainableModel> make_vqvae(const train::Config& config, Generator& gen);
 
 }  // namespace models
 }  // namespace latent

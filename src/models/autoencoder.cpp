@@ -78,6 +78,19 @@ Tensor reconstruction_loss(const std::string& kind, const Tensor& logits, const 
   return mse_loss(sigmoid(logits), images);
 }
 
+std::function<double()> deferred_item(const Tensor& scalar) {
+  const Tensor value = scalar.detach();
+  LATENT_CHECK(value.defined() && value.numel() == 1, "deferred_item: expected a tensor of one "
+               "element, got ", value.defined() ? shape_str(value.shape()) : "undefined");
+  return [value] { return value.item(); };
+}
+
+std::map<std::string, double> read_metrics(const TrainableModel::Metrics& metrics) {
+  std::map<std::string, double> values;
+  for (const auto& [name, read] : metrics) values[name] = read();
+  return values;
+}
+
 Tensor TrainableModel::sample(std::int64_t, Generator&) {
   LATENT_FAIL(type_name(), " is not a generative model: it cannot sample (train a vae)");
 }

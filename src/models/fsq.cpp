@@ -1,13 +1,12 @@
 // The FSQ autoencoder: encoder → d = len(levels) channels → FSQ at every 7×7 position →
 // decoder. No codebook, no commitment loss, no auxiliary term: the loss is the reconstruction
 // alone, and the gradient reaches the encoder through the straight-through rounding.
-// docs/fsq.md.
+// docs/fsq.md. The codebook picture is drawn by `latent train` (tools/train/fsq_pictures.cpp).
 #include <algorithm>
 #include <cmath>
 
 #include "latent/autograd.h"
 #include "latent/fsq.h"
-#include "latent/io.h"
 #include "latent/ops.h"
 
 namespace latent::models {
@@ -72,8 +71,9 @@ TrainableModel::StepOutput FsqAutoencoder::training_step(const Tensor& images, s
   const FsqOutput q = quantize(images);
   const Tensor loss = reconstruction_loss(loss_, decode_logits(q.codes), images);
   // The batch's code perplexity: a cheap collapse monitor (it cannot exceed the batch's
-  // 49·N positions, nor ΠL).
-  return {loss, {{"perplexity", perplexity(histogram(q.indices))}}};
+  // 49·N positions, nor ΠL). The indices stay on the device until it is logged.
+  const Tensor indices = q.indices.detach();
+  return {loss, {{"perplexity", [indices] { return perplexity(histogram(indices)); }}}};
 }
 
 Tensor FsqAutoencoder::reconstruct(const Tensor& images) {
@@ -105,48 +105,6 @@ std::map<std::string, double> FsqAutoencoder::evaluate_extra(const Dataset& test
           {"codebook_size", size},
           {"perplexity", ppl},
           {"perplexity_ratio", ppl / size}};
-}
-
-void FsqAutoencoder::write_artifacts(const std::string& out_dir, const Dataset& test,
-                                     Device device) {
-  // The codebook as a width × height picture, pixel (x, y) = code x + width·y: the low
-  // channels run along x, the high ones along y. Width = the product of the first levels
-  // that comes closest to √ΠL. Codebooks over 2^20 codes are not drawn.
-  if (codebook_size_ > (std::int64_t{1} << 20) || test.size() == 0) return;
-  const double target = std::log(std::sqrt(static_cast<double>(codebook_size_)));
-  std::int64_t width = 1, best = 1;
-  for (const std::int64_t L : levels_) {
-    width *= L;
-    if (std::abs(std::log(static_cast<double>(width)) - target) <
-        std::abs(std::log(static_cast<double>(best)) - target))
-      best = width;
-  }
-  width = best;
-  const std::int64_t height = codebook_size_ / width;
-  const std::int64_t scale = std::clamp<std::int64_t>(512 / std::max(width, height), 1, 16);
-
-  const auto counts = code_counts(test, device);
-  std::int64_t most = 1;
-  for (const auto& [code, n] : counts) most = std::max(most, n);
-  std::vector<float> rgb(3 * width * height * scale * scale, 0.0f);
-  const std::int64_t W = width * scale, H = height * scale;
-  for (std::int64_t code = 0; code < codebook_size_; ++code) {
-    const auto it = counts.find(static_cast<std::int32_t>(code));
-    float r = 0.35f, g = 0.0f, b = 0.0f;  // unused: dark red
-    if (it != counts.end()) {
-      r = g = b = static_cast<float>(0.2 + 0.8 * std::log1p(static_cast<double>(it->second)) /
-                                               std::log1p(static_cast<double>(most)));
-    }
-    const std::int64_t x0 = (code % width) * scale, y0 = (code / width) * scale;
-    for (std::int64_t y = y0; y < y0 + scale; ++y) {
-      for (std::int64_t x = x0; x < x0 + scale; ++x) {
-        rgb[(0 * H + y) * W + x] = r;
-        rgb[(1 * H + y) * W + x] = g;
-        rgb[(2 * H + y) * W + x] = b;
-      }
-    }
-  }
-  save_png(out_dir + "/codebook_usage.png", from_vector(rgb, {3, H, W}));
 }
 
 Tensor FsqAutoencoder::encode_tokens(const Tensor& images) {

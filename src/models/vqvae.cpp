@@ -1,16 +1,14 @@
 // The VQ-VAE: the shared convolutional encoder/decoder around a VectorQuantizer, trained
 // with a gradient codebook or an EMA codebook (with optional dead-code revival and k-means
-// initialization). `latent train --model vqvae [--ema]`. Docs: docs/vq.md.
+// initialization). `latent train --model vqvae [--ema]`. Docs: docs/vq.md. The pictures
+// (usage bars, token grids) are drawn by `latent train` (tools/train/vq_pictures.cpp).
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "latent/autograd.h"
-#include "latent/io.h"
 #include "latent/ops.h"
-#include "latent/train.h"
 #include "latent/vq.h"
 
 namespace latent::models {
@@ -25,50 +23,26 @@ std::vector<double> host_doubles(const Tensor& t) {
   return t.detach().to(DType::f64).to_vector<double>();
 }
 
-// An RGB color per token: hues spaced by the golden ratio, so neighbouring indices differ.
-void token_color(std::int64_t token, float rgb[3]) {
-  const double h = std::fmod(static_cast<double>(token) * 0.6180339887498949, 1.0) * 6.0;
-  const double s = 0.65, v = 0.95, c = v * s;
-  const double x = c * (1.0 - std::abs(std::fmod(h, 2.0) - 1.0));
-  double r = 0, g = 0, b = 0;
-  switch (static_cast<int>(h)) {
-    case 0: r = c, g = x; break;
-    case 1: r = x, g = c; break;
-    case 2: g = c, b = x; break;
-    case 3: g = x, b = c; break;
-    case 4: r = x, b = c; break;
-    default: r = c, b = x; break;
-  }
-  rgb[0] = static_cast<float>(r + v - c);
-  rgb[1] = static_cast<float>(g + v - c);
-  rgb[2] = static_cast<float>(b + v - c);
+// The fraction of codes of a usage window `last` (the last step each code was chosen, −1
+// never) chosen within `window` steps up to `step` (−1: up to the latest entry).
+double utilization_of(const std::vector<std::int32_t>& last, std::int64_t step,
+                      std::int64_t window) {
+  if (step < 0) step = *std::max_element(last.begin(), last.end());
+  std::int64_t used = 0;
+  for (std::int32_t s : last) used += (s >= 0 && step - s <= window) ? 1 : 0;
+  return static_cast<double>(used) / static_cast<double>(last.size());
 }
 
-// One panel of per-code bars (height ∝ log(1 + value), codes left to right) on white, with a
-// strip under each bar: red for mark 1 (dead), green for mark 2 (revived), none for 0.
-std::vector<float> bars_panel(const std::vector<double>& values, const std::vector<int>& marks,
-                              std::int64_t bar_width, std::int64_t height,
-                              std::int64_t& width_out) {
-  constexpr std::int64_t kStrip = 5;
-  const std::int64_t K = static_cast<std::int64_t>(values.size());
-  const std::int64_t width = K * bar_width, rows = height + kStrip;
-  std::vector<float> rgb(static_cast<std::size_t>(3 * rows * width), 1.0f);
-  double top = 0.0;
-  for (double v : values) top = std::max(top, std::log1p(std::max(v, 0.0)));
-  for (std::int64_t k = 0; k < K; ++k) {
-    const double scaled = top > 0 ? std::log1p(std::max(values[k], 0.0)) / top : 0.0;
-    const std::int64_t bar = static_cast<std::int64_t>(std::lround(scaled * height));
-    for (std::int64_t x = k * bar_width; x < (k + 1) * bar_width; ++x) {
-      for (std::int64_t y = height - bar; y < height; ++y)
-        for (int c = 0; c < 3; ++c) rgb[(c * rows + y) * width + x] = 0.25f;
-      if (marks[k] == 0) continue;
-      const float color[3] = {marks[k] == 1 ? 0.9f : 0.1f, marks[k] == 1 ? 0.1f : 0.7f, 0.1f};
-      for (std::int64_t y = height + 1; y < rows; ++y)
-        for (int c = 0; c < 3; ++c) rgb[(c * rows + y) * width + x] = color[c];
-    }
-  }
-  width_out = width;
-  return rgb;
+std::int64_t count_below(const std::vector<double>& counts, double threshold) {
+  std::int64_t below = 0;
+  for (double n : counts) below += n < threshold ? 1 : 0;
+  return below;
+}
+
+// a·w + b·(1 − w) for a weight w that is exactly 0 or 1: a or b, value for value (x·1 = x,
+// x·0 = ±0 and x ± 0 = x for every finite x; only a −0 could come back as +0).
+Tensor select(const Tensor& w, const Tensor& a, const Tensor& b) {
+  return add(mul(a, w), mul(b, rsub(1.0, w)));
 }
 
 }  // namespace
@@ -104,9 +78,16 @@ VectorQuantizer::VectorQuantizer(const VectorQuantizerConfig& c, Generator& gen)
   }
   last_used_ = register_buffer("last_used", full({K}, -1.0, DType::i32));
   initialized_ = register_buffer("initialized", full({1}, c.kmeans_init ? 0.0 : 1.0, DType::i32));
+  initialized_cache_ = c.kmeans_init ? 0 : 1;
 }
 
-bool VectorQuantizer::initialized() const { return initialized_.item() != 0.0; }
+bool VectorQuantizer::initialized() const {
+  if (initialized_cache_ < 0) initialized_cache_ = initialized_.item() != 0.0 ? 1 : 0;
+  return initialized_cache_ == 1;
+}
+
+// load_state_dict may have written another value into the buffer: read it when next asked.
+void VectorQuantizer::on_state_loaded() { initialized_cache_ = -1; }
 
 VectorQuantizeResult VectorQuantizer::quantize(const Tensor& z) {
   return vector_quantize(z, codebook_, {config_.beta, config_.cosine});
@@ -139,6 +120,7 @@ void VectorQuantizer::initialize_from(const Tensor& z) {
     ema_sum_.copy_(mul(km.centroids, count.unsqueeze(1)));
   }
   initialized_.fill_(1.0);
+  initialized_cache_ = 1;
 }
 
 VectorQuantizer::UpdateReport VectorQuantizer::update(const Tensor& z, const Tensor& indices,
@@ -153,43 +135,32 @@ VectorQuantizer::UpdateReport VectorQuantizer::update(const Tensor& z, const Ten
     vq_ema_update(codebook_, ema_count_, ema_sum_, stats, {config_.decay, config_.epsilon});
     counts = stats.counts;
     if (config_.dead_code_threshold > 0) {
-      std::vector<double> before = host_doubles(ema_count_);
+      report.count_before = ema_count_.clone();
       const PhiloxKey key{config_.seed ^ kReviveStream, static_cast<std::uint64_t>(step)};
-      const Tensor revived =
+      report.revived_mask =
           vq_revive_dead_codes(codebook_, ema_count_, ema_sum_, rows,
                                config_.dead_code_threshold, config_.dead_code_threshold, key);
-      report.revived_mask = revived.to_vector<std::int32_t>();
-      for (std::int32_t r : report.revived_mask) report.revived += r;
-      if (report.revived > 0) {
-        report.count_before = std::move(before);
-        report.count_after = host_doubles(ema_count_);
-      }
+      report.revived = sum(report.revived_mask.to(DType::f64));
+      report.count_after = ema_count_.clone();
     }
   } else {
     counts = vq_code_counts(indices, K);
   }
-  // The usage window: the last step each code was chosen.
-  const std::vector<std::int32_t> used = counts.to_vector<std::int32_t>();
-  std::vector<std::int32_t> last = last_used_.to_vector<std::int32_t>();
-  for (std::int64_t k = 0; k < K; ++k)
-    if (used[k] > 0) last[k] = static_cast<std::int32_t>(step);
-  last_used_.copy_(from_vector(last, {K}));
+  // The usage window, on the device: last_k ← step where code k was chosen (u_k = 1), else
+  // last_k. In float64, exact for every int32: last·(1 − u) + u·step.
+  const Tensor used = clamp(counts.to(DType::f64), 0.0, 1.0);
+  last_used_.copy_(add(mul(last_used_.to(DType::f64), rsub(1.0, used)),
+                       mul(used, static_cast<double>(step))));
   return report;
 }
 
 double VectorQuantizer::window_utilization(std::int64_t step) const {
-  const std::vector<std::int32_t> last = last_used_.to_vector<std::int32_t>();
-  if (step < 0) step = *std::max_element(last.begin(), last.end());
-  std::int64_t used = 0;
-  for (std::int32_t s : last) used += (s >= 0 && step - s <= config_.usage_window) ? 1 : 0;
-  return static_cast<double>(used) / static_cast<double>(last.size());
+  return utilization_of(last_used_.to_vector<std::int32_t>(), step, config_.usage_window);
 }
 
 std::int64_t VectorQuantizer::dead_codes() const {
   if (!config_.ema || config_.dead_code_threshold <= 0) return 0;
-  std::int64_t dead = 0;
-  for (double n : host_doubles(ema_count_)) dead += n < config_.dead_code_threshold ? 1 : 0;
-  return dead;
+  return count_below(host_doubles(ema_count_), config_.dead_code_threshold);
 }
 
 // ------------------------------------------------------------------ VqVae
@@ -223,31 +194,76 @@ TrainableModel::StepOutput VqVae::training_step(const Tensor& images, std::int64
   pending_z_ = rows.detach();
   pending_indices_ = q.indices;
 
+  // The metrics keep device tensors, and copies of the state that later steps overwrite in
+  // place (the usage window, the EMA counts); they are read when logged.
   StepOutput out;
   out.loss = add(recon, vq_term);
-  out.metrics["recon"] = recon.item();
-  out.metrics["commitment"] = q.commitment_loss.item();
-  if (!config_.quantizer.ema) out.metrics["codebook_loss"] = q.codebook_loss.item();
-  out.metrics["perplexity"] = q.perplexity;
-  out.metrics["batch_codes_used"] = static_cast<double>(q.used_codes);
-  out.metrics["utilization"] = quantizer_->window_utilization(step);
+  out.metrics["recon"] = deferred_item(recon);
+  out.metrics["commitment"] = deferred_item(q.commitment_loss);
+  if (!config_.quantizer.ema) out.metrics["codebook_loss"] = deferred_item(q.codebook_loss);
+  const Tensor counts = q.counts;
+  out.metrics["perplexity"] = [counts] { return codebook_perplexity(counts); };
+  out.metrics["batch_codes_used"] = [counts] {
+    std::int64_t used = 0;
+    for (std::int32_t c : counts.to_vector<std::int32_t>()) used += c > 0 ? 1 : 0;
+    return static_cast<double>(used);
+  };
+  const Tensor last_used = quantizer_->last_used().clone();
+  const std::int64_t window = config_.quantizer.usage_window;
+  out.metrics["utilization"] = [last_used, step, window] {
+    return utilization_of(last_used.to_vector<std::int32_t>(), step, window);
+  };
   if (config_.quantizer.ema && config_.quantizer.dead_code_threshold > 0) {
-    out.metrics["dead_codes"] = static_cast<double>(quantizer_->dead_codes());
-    out.metrics["revived"] = static_cast<double>(last_revived_);
+    const Tensor ema_count = quantizer_->ema_count().clone();
+    const double threshold = config_.quantizer.dead_code_threshold;
+    out.metrics["dead_codes"] = [ema_count, threshold] {
+      return static_cast<double>(count_below(host_doubles(ema_count), threshold));
+    };
+    const Tensor revived = last_revived_;
+    out.metrics["revived"] = revived.defined() ? deferred_item(revived) : [] { return 0.0; };
   }
   return out;
 }
 
 void VqVae::after_step(const Tensor&, std::int64_t step) {
   if (!pending_indices_.defined()) return;
-  VectorQuantizer::UpdateReport report = quantizer_->update(pending_z_, pending_indices_, step);
+  const VectorQuantizer::UpdateReport report =
+      quantizer_->update(pending_z_, pending_indices_, step);
   last_revived_ = report.revived;
-  if (report.revived > 0) {
-    last_revival_ = std::move(report);
-    last_revival_step_ = step;
-  }
+  if (report.revived.defined()) record_revival(report, step);
   pending_z_ = Tensor();
   pending_indices_ = Tensor();
+}
+
+void VqVae::record_revival(const VectorQuantizer::UpdateReport& report, std::int64_t step) {
+  NoGradGuard no_grad;
+  const Tensor& counts = report.count_after;
+  if (!revival_step_.defined() || revival_step_.device() != counts.device() ||
+      revival_before_.dtype() != counts.dtype()) {
+    const Shape K{counts.numel()};
+    revival_step_ = scalar_tensor(-1.0, DType::f64, counts.device());
+    revival_before_ = zeros(K, counts.dtype(), counts.device());
+    revival_after_ = zeros(K, counts.dtype(), counts.device());
+    revival_mask_ = zeros(K, DType::f64, counts.device());
+  }
+  // any = 1 when this update revived a code, else 0: the new state is the report or the old.
+  const Tensor any = clamp(report.revived, 0.0, 1.0);
+  const Tensor any_counts = any.to(counts.dtype());
+  revival_step_ = select(any, mul(any, static_cast<double>(step)), revival_step_);
+  revival_before_ = select(any_counts, report.count_before, revival_before_);
+  revival_after_ = select(any_counts, report.count_after, revival_after_);
+  revival_mask_ = select(any, report.revived_mask.to(DType::f64), revival_mask_);
+}
+
+VqVae::Revival VqVae::last_revival() const {
+  Revival r;
+  if (!revival_step_.defined()) return r;
+  r.step = static_cast<std::int64_t>(revival_step_.item());
+  if (r.step < 0) return r;
+  r.count_before = host_doubles(revival_before_);
+  r.count_after = host_doubles(revival_after_);
+  for (double m : host_doubles(revival_mask_)) r.revived_mask.push_back(static_cast<std::int32_t>(m));
+  return r;
 }
 
 Tensor VqVae::reconstruct(const Tensor& images) {
@@ -294,118 +310,6 @@ std::map<std::string, double> VqVae::evaluate_extra(const Dataset& test, Device 
   if (config_.quantizer.ema && config_.quantizer.dead_code_threshold > 0)
     extra["ema_dead_codes"] = static_cast<double>(quantizer_->dead_codes());
   return extra;
-}
-
-void VqVae::write_artifacts(const std::string& out_dir, const Dataset& test, Device device) {
-  NoGradGuard no_grad;
-  const std::int64_t K = config_.quantizer.codebook_size;
-  const std::int64_t bar_width = std::max<std::int64_t>(1, 1024 / K), height = 96;
-
-  // Panel 1: how often each code is chosen over the test set; unused codes marked red.
-  std::vector<double> usage(static_cast<std::size_t>(K), 0.0);
-  constexpr std::int64_t kBatch = 500;
-  for (std::int64_t begin = 0; begin < test.size(); begin += kBatch) {
-    const std::int64_t n = std::min(kBatch, test.size() - begin);
-    const Tensor idx = quantizer_->nearest(encode_rows(test.images.narrow(0, begin, n).to(device)));
-    const std::vector<double> c = host_doubles(vq_code_counts(idx, K));
-    for (std::int64_t k = 0; k < K; ++k) usage[k] += c[k];
-  }
-  std::vector<std::vector<float>> panels;
-  std::vector<std::int64_t> panel_rows;
-  std::int64_t width = 0;
-  auto add_panel = [&](const std::vector<double>& values, const std::vector<int>& marks) {
-    panels.push_back(bars_panel(values, marks, bar_width, height, width));
-    panel_rows.push_back(height + 5);
-  };
-  {
-    std::vector<int> marks(static_cast<std::size_t>(K));
-    for (std::int64_t k = 0; k < K; ++k) marks[k] = usage[k] > 0 ? 0 : 1;
-    add_panel(usage, marks);
-  }
-  if (config_.quantizer.ema) {
-    // Panels 2 and 3: the EMA counts just before and just after the last revival, the revived
-    // codes marked red before (they were dead) and green after; without revival, the EMA
-    // counts now, codes under the threshold (or under 1) marked red.
-    if (last_revival_step_ >= 0) {
-      std::vector<int> dead(static_cast<std::size_t>(K)), born(static_cast<std::size_t>(K));
-      for (std::int64_t k = 0; k < K; ++k) {
-        dead[k] = last_revival_.revived_mask[k] ? 1 : 0;
-        born[k] = last_revival_.revived_mask[k] ? 2 : 0;
-      }
-      add_panel(last_revival_.count_before, dead);
-      add_panel(last_revival_.count_after, born);
-    } else {
-      const std::vector<double> counts = host_doubles(quantizer_->ema_count());
-      const double limit = config_.quantizer.dead_code_threshold > 0
-                               ? config_.quantizer.dead_code_threshold
-                               : 1.0;
-      std::vector<int> marks(static_cast<std::size_t>(K));
-      for (std::int64_t k = 0; k < K; ++k) marks[k] = counts[k] < limit ? 1 : 0;
-      add_panel(counts, marks);
-    }
-  }
-  constexpr std::int64_t kGap = 6;
-  std::int64_t total_rows = kGap;
-  for (std::int64_t r : panel_rows) total_rows += r + kGap;
-  std::vector<float> picture(static_cast<std::size_t>(3 * total_rows * width), 1.0f);
-  std::int64_t y0 = kGap;
-  for (std::size_t p = 0; p < panels.size(); ++p) {
-    for (int c = 0; c < 3; ++c)
-      for (std::int64_t y = 0; y < panel_rows[p]; ++y)
-        for (std::int64_t x = 0; x < width; ++x)
-          picture[(c * total_rows + y0 + y) * width + x] =
-              panels[p][(c * panel_rows[p] + y) * width + x];
-    y0 += panel_rows[p] + kGap;
-  }
-  save_png(out_dir + "/codebook_usage.png", from_vector(picture, {3, total_rows, width}));
-
-  // Token grids of the first 8 test images: each image beside its 7×7 tokens, one color per
-  // code; the tokens also as .npy.
-  const std::int64_t n = std::min<std::int64_t>(8, test.size());
-  if (n == 0) return;
-  const Tensor images = test.images.narrow(0, 0, n).contiguous();
-  const Tensor tokens = encode_tokens(images.to(device)).to(Device::cpu());
-  save_npy(out_dir + "/tokens.npy", tokens);
-  const std::vector<std::int32_t> t = tokens.to_vector<std::int32_t>();
-  const std::vector<float> pixels = images.to_vector<float>();
-  constexpr std::int64_t kZoom = 3;  // nearest-neighbour upscaling, for legibility
-  const std::int64_t side = images.size(2), cell = side / kGrid, big = side * kZoom;
-  std::vector<Tensor> tiles;
-  for (std::int64_t i = 0; i < n; ++i) {
-    std::vector<float> img(static_cast<std::size_t>(3 * big * big)), grid(img.size());
-    for (std::int64_t y = 0; y < big; ++y) {
-      for (std::int64_t x = 0; x < big; ++x) {
-        const std::int64_t sy = y / kZoom, sx = x / kZoom;
-        const float v = pixels[(i * images.size(1)) * side * side + sy * side + sx];
-        float rgb[3];
-        token_color(t[i * kGrid * kGrid + (sy / cell) * kGrid + sx / cell], rgb);
-        for (int c = 0; c < 3; ++c) {
-          img[(c * big + y) * big + x] = v;
-          grid[(c * big + y) * big + x] = rgb[c];
-        }
-      }
-    }
-    tiles.push_back(from_vector(img, {3, big, big}));
-    tiles.push_back(from_vector(grid, {3, big, big}));
-  }
-  save_png(out_dir + "/tokens.png", image_grid(tiles, 8, 4, 1.0));
-}
-
-std::shared_ptr<TrainableModel> make_vqvae(const train::Config& c, Generator& gen) {
-  VqVaeConfig v;
-  v.net = c.net;
-  v.loss = c.loss;
-  VectorQuantizerConfig& q = v.quantizer;
-  q.codebook_size = c.codebook_size;
-  q.code_dim = c.code_dim;
-  q.beta = c.beta < 0 ? 0.25 : c.beta;
-  q.cosine = c.cosine;
-  q.ema = c.ema;
-  q.decay = c.decay;
-  q.dead_code_threshold = c.dead_code_threshold;
-  q.kmeans_init = c.kmeans_init;
-  q.seed = c.seed;
-  return std::make_shared<VqVae>(v, gen);
 }
 
 }  // namespace latent::models

@@ -247,11 +247,20 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     list("not in the model", unexpected);
     LATENT_FAIL("load_state_dict into ", type_name_, ":", msg.str());
   }
-  NoGradGuard no_grad;
-  for (auto& [target, source] : copies) {
-    Tensor dst = target;
-    dst.copy_(*source);
+  {
+    NoGradGuard no_grad;
+    for (auto& [target, source] : copies) {
+      Tensor dst = target;
+      dst.copy_(*source);
+    }
   }
+  std::unordered_set<Module*> seen;
+  std::function<void(Module&)> loaded = [&](Module& m) {
+    if (!seen.insert(&m).second) return;
+    m.on_state_loaded();
+    for (const auto& [name, child] : m.children_) loaded(*child);
+  };
+  loaded(*this);
 }
 
 // ------------------------------------------------------------------ printing

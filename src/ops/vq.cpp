@@ -176,8 +176,6 @@ VectorQuantizeResult vector_quantize(const Tensor& z, const Tensor& codebook,
   r.commitment_loss = mse_loss(zn, zq.detach());
   r.loss = add(r.codebook_loss, mul(r.commitment_loss, options.beta));
   r.counts = vq_code_counts(r.indices, K);
-  r.perplexity = codebook_perplexity(r.counts);
-  for (double c : host_counts(r.counts)) r.used_codes += c > 0 ? 1 : 0;
   return r;
 }
 

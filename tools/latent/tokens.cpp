@@ -5,6 +5,7 @@
 
 #include "latent/latent.h"
 #include "tools/latent/commands.h"
+#include "tools/train/train.h"
 
 namespace latent::cli {
 

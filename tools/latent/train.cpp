@@ -2,7 +2,7 @@
 #include <iostream>
 #include <memory>
 
-#include "latent/train.h"
+#include "tools/train/train.h"
 #include "tools/latent/commands.h"
 
 namespace latent::cli {

@@ -1,12 +1,21 @@
-// Training and evaluation of latent's models on Fashion-MNIST: what `latent train`, `eval`,
-// `sample`, `encode` and `decode` run. Everything a run needs is in Config, so a checkpoint
-// (which stores the Config, the model, the optimizer and the data loader's position) resumes
-// a run exactly: a run interrupted at step k and resumed ends bit-identical to one that
-// never stopped.
+// The trainer behind `latent train`, `eval`, `sample`, `encode` and `decode`: the static
+// target latent_train (tools/train/), which the latent CLI and the tests link. It is not
+// part of the library: liblatent has the ops, the modules and the models; this is what
+// trains, logs, checkpoints and draws them on Fashion-MNIST.
 //
-// Every model is a TrainableModel: the trainer calls training_step() for the loss, lets the
-// optimizer step, calls after_step() (EMA codebook updates and the like), and at the end asks
-// the model for its test metrics and its pictures. make_model() builds one by name.
+// Everything a run needs is in Config, so a checkpoint (which stores the Config, the model,
+// the optimizer and the data loader's position) resumes a run exactly: a run interrupted at
+// step k and resumed ends bit-identical to one that never stopped.
+//
+// Every model is a models::TrainableModel: the trainer calls training_step() for the loss,
+// lets the optimizer step, calls after_step() (EMA codebook updates and the like), and at
+// the end asks the model for its test metrics and draws its pictures (pictures.h).
+// make_model() builds one by name, translating Config into the model's own options
+// (VaeConfig, VqVaeConfig, …).
+//
+// A step that is not a logging step (--log-every) reads nothing back from the device: the
+// loss of the log window is summed on the device, and the models' metrics are closures over
+// device tensors, called on logging steps (and before each checkpoint).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "latent/data.h"
 #include "latent/models.h"
+#include "latent/vae.h"
+#include "latent/vq.h"
 
 namespace latent::train {
 
@@ -66,6 +78,8 @@ struct Config {
 
 std::string config_to_json(const Config& config);
 Config config_from_json(const std::string& json);
+// Throws on a Config that cannot train (unknown loss, non-positive batch size, …).
+void validate_config(const Config& config);
 
 // Test-set reconstruction quality. psnr = 10·log10(1 / mse), pixels in [0, 1]; `extra` holds
 // each model's own numbers (KL, active units, codebook utilization, perplexity, …).
@@ -78,6 +92,11 @@ struct Metrics {
 
 // Builds the model a Config names (initialized from `gen`), or throws naming the models.
 std::shared_ptr<models::TrainableModel> make_model(const Config& config, Generator& gen);
+// The model options a Config describes: --beta, --latent, --latent-dim, --kl-warmup,
+// --kl-cycle, --free-bits, --loss for the vae; --codebook-size, --code-dim, --beta, --ema,
+// --decay, --dead-code-threshold, --kmeans-init, --cosine for the vqvae.
+models::VaeConfig vae_config(const Config& config);
+models::VqVaeConfig vqvae_config(const Config& config);
 
 struct Result {
   std::int64_t steps = 0;
@@ -115,6 +134,9 @@ Result evaluate(const std::string& checkpoint, const std::string& grid_path,
 
 // "auto" resolves to the first GPU when the cuda backend runs on a real GPU, else cpu.
 Device resolve_device(const std::string& name);
+
+// model.reconstruct in eval mode, without gradients, restoring the mode afterwards.
+Tensor reconstruct_eval(models::TrainableModel& model, const Tensor& images);
 
 // Test-set MSE/PSNR of model->reconstruct, plus evaluate_extra.
 Metrics evaluate_model(models::TrainableModel& model, const Dataset& test, Device device);
