@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "latent/autograd.h"
+#include "latent/stream.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
 #include "tools/train/checkpoint.h"
@@ -167,6 +168,21 @@ Device resolve_device(const std::string& name) {
   return d;
 }
 
+models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
+                                              optim::Optimizer& optimizer, const Tensor& images,
+                                              std::int64_t step, double grad_clip) {
+  models::TrainableModel::StepOutput out = model.training_step(images, step);
+  optimizer.zero_grad();
+  out.loss.backward();
+  if (grad_clip > 0) nn::clip_grad_norm(model.parameters(), grad_clip);
+  optimizer.step();
+  model.after_step(images, step);
+  // The step's one check point: the device-side checks of its ops (NaN inputs, indices out
+  // of range) are read here, once, instead of after each op.
+  check_errors(images.device());
+  return out;
+}
+
 Result run(const Config& requested, const std::string& resume, std::ostream* log) {
   Config config = requested;
   Checkpoint checkpoint;
@@ -221,12 +237,8 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   const std::int64_t first_step = run.step;
   while (run.step < total_steps) {
     const Batch batch = run.loader->next();
-    models::TrainableModel::StepOutput out = run.model->training_step(batch.images, run.step);
-    run.optimizer->zero_grad();
-    out.loss.backward();
-    if (config.grad_clip > 0) nn::clip_grad_norm(run.model->parameters(), config.grad_clip);
-    run.optimizer->step();
-    run.model->after_step(batch.images, run.step);
+    models::TrainableModel::StepOutput out =
+        train_step(*run.model, *run.optimizer, batch.images, run.step, config.grad_clip);
     ++run.step;
     window.record(run.step, out.loss, std::move(out.metrics));
     images_seen += batch.images.size(0);

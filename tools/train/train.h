@@ -28,6 +28,7 @@
 
 #include "latent/data.h"
 #include "latent/models.h"
+#include "latent/optim.h"
 #include "latent/vae.h"
 #include "latent/vq.h"
 
@@ -107,6 +108,15 @@ struct Result {
   std::string checkpoint;        // path of the final checkpoint
   std::string grid;              // path of the reconstruction grid
 };
+
+// One optimizer step of `model` on a batch of images in [0, 1] at step `step`: the loss
+// (training_step), backward, optional clipping by global norm, the optimizer step and
+// after_step, then the step's one check point (latent::check_errors). On a GPU that check
+// point is the only time a non-logging step waits for the device (and only when the step's
+// ops raised device-side checks); the returned metrics are read later, on logging steps.
+models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
+                                              optim::Optimizer& optimizer, const Tensor& images,
+                                              std::int64_t step, double grad_clip = 0.0);
 
 // Trains from scratch, or from `resume` (a checkpoint path) when it is non-empty; in that
 // case the run's Config comes from the checkpoint except out_dir, steps, epochs,
