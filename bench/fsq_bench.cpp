@@ -25,7 +25,10 @@ const std::vector<std::int64_t> kLevels6 = {8, 8, 8, 5, 5, 5};
 
 void quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
               const std::vector<std::int64_t>& levels) {
-  backend::lookup<backend::FsqTable>(z.device()).quantize(z, codes, indices, levels, {});
+  // With the NaN check on, as fsq_quantize runs it (it is fused into the same pass).
+  const backend::CheckMessage nan_message = [](std::int64_t) { return std::string("NaN"); };
+  backend::lookup<backend::FsqTable>(z.device())
+      .quantize(z, codes, indices, levels, {}, nan_message);
 }
 
 void codes_to_indices(const Tensor& codes, const Tensor& indices,

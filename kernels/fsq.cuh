@@ -41,6 +41,7 @@
 // the unfused two-pass composition that bench/fsq_bench.cpp measures against the fused one.
 #pragma once
 
+#include "kernels/check.cuh"
 #include "kernels/device.cuh"
 #include "kernels/math.cuh"
 #include "kernels/vec16.cuh"
@@ -222,11 +223,13 @@ __device__ __forceinline__ int fsq_tile_rows(std::int64_t row0, std::int64_t row
 }
 
 // ---------------------------------------------------------------- kernels
-// z, codes: [rows, d] contiguous; indices: [rows] or nullptr (codes only).
+// z, codes: [rows, d] contiguous; indices: [rows] or nullptr (codes only). A NaN in z fails
+// the device-side check `nan_check` (kernels/check.cuh; a null word: unchecked) at its
+// element; ±Inf is a value like any other (it goes to the outermost level).
 template <class T>
 __global__ void __launch_bounds__(kFsqTileRows)
     fsq_quantize_kernel(FsqConstants<T> k, const T* z, T* codes, std::int32_t* indices,
-                        std::int64_t rows, bool vectorized) {
+                        std::int64_t rows, bool vectorized, CheckSite nan_check) {
   LATENT_DYNAMIC_SHARED(T, tile);
   const int d = k.dims;
   const std::int64_t tiles = (rows + kFsqTileRows - 1) / kFsqTileRows;
@@ -240,7 +243,9 @@ __global__ void __launch_bounds__(kFsqTileRows)
       std::int32_t index = 0;
       for (int c = 0; c < d; ++c) {
         const int s = fsq_slot<T>(first + c);
-        const std::int32_t digit = fsq_digit(k, c, static_cast<T>(tile[s]));
+        const T value = static_cast<T>(tile[s]);
+        if (value != value) check_fail(nan_check, (row0 + threadIdx.x) * d + c);
+        const std::int32_t digit = fsq_digit(k, c, value);
         index += digit * k.basis[c];
         tile[s] = fsq_code(k, c, digit);
       }

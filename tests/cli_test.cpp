@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_util.h"
 #include "latent/latent.h"
 
@@ -114,11 +116,11 @@ TEST_F(CliTest, ResumeGivesTheSameModelAsAnUninterruptedRun) {
 TEST_F(CliTest, EvalRecomputesTheFinalMetrics) {
   ASSERT_EQ(run_cli(train_args("run")).status, 0);
   const std::string grid = (dir_ / "eval.png").string();
-  const CommandResult r = run_cli("eval --checkpoint " + (dir_ / "run" / "checkpoint.safetensors").string() +
-                                  " --grid " + grid);
+  const CommandResult r = run_cli("eval --json --checkpoint " +
+                                  (dir_ / "run" / "checkpoint.safetensors").string() + " --grid " + grid);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"test_mse\""), std::string::npos);
-  EXPECT_NE(r.output.find("\"test_images\": 40"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"test_images\":40"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(grid));
 }
 
@@ -208,3 +210,113 @@ TEST_F(CliTest, BadInputFailsWithAClearMessage) {
 }  // namespace
 
 #endif  // LATENT_CLI_PATH
+
+// --quiet silences the progress only: the results (test metrics, where the files are) still
+// print; --silent prints nothing.
+TEST_F(CliTest, QuietKeepsTheResultsAndSilentPrintsNothing) {
+  CommandResult r = run_cli(train_args("quiet"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("test MSE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("latent train: model"), std::string::npos) << r.output;  // progress
+  std::string silent = train_args("silent");
+  silent.replace(silent.find("--quiet"), 7, "--silent");
+  r = run_cli(silent);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+  EXPECT_TRUE(fs::exists(dir_ / "silent" / "checkpoint.safetensors"));
+}
+
+// The default folder names the model; a second fresh run into a folder that holds a run is
+// an error naming the way out, unless --overwrite (a fresh metrics.jsonl) or --resume.
+TEST_F(CliTest, TheOutputFolderNamesTheModelAndIsNeverMixed) {
+  const std::string common = "--steps 2 --batch-size 16 --hidden-channels 4 --latent-channels 2 "
+                             "--log-every 1 --quiet --data-dir " + (dir_ / "data").string();
+  CommandResult r = test::run_latent_in(dir_.string(), "train --model ae " + common);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "ae" / "checkpoint.safetensors"));
+  r = test::run_latent_in(dir_.string(), "train --model vae " + common);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "vae" / "checkpoint.safetensors"));
+
+  r = test::run_latent_in(dir_.string(), "train --model ae " + common);
+  EXPECT_EQ(r.status, 1) << r.output;
+  for (const char* part : {"runs/ae already holds a run", "--resume", "--overwrite"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+
+  r = test::run_latent_in(dir_.string(), "train --model ae --overwrite " + common);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream metrics(dir_ / "runs" / "ae" / "metrics.jsonl");
+  int finals = 0, lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines)
+    finals += line.find("\"event\":\"final\"") != std::string::npos;
+  EXPECT_EQ(finals, 1);  // the old run's lines are gone
+  EXPECT_EQ(lines, 3);   // steps 1, 2 and the final line
+
+  // Resuming into the run's own folder appends to it.
+  std::string longer = common;
+  longer.replace(longer.find("--steps 2"), 9, "--steps 3");
+  r = test::run_latent_in(dir_.string(),
+                          "train --resume runs/ae/checkpoint.safetensors --out runs/ae " + longer);
+  ASSERT_EQ(r.status, 0) << r.output;
+}
+
+// eval prints what metrics.jsonl holds, at the same precision; --json prints the same keys
+// as one JSON line.
+TEST_F(CliTest, EvalPrintsTheMetricsAtFullPrecision) {
+  ASSERT_EQ(run_cli(train_args("run")).status, 0);
+  std::ifstream metrics(dir_ / "run" / "metrics.jsonl");
+  std::string line, final_line;
+  while (std::getline(metrics, line)) final_line = line;
+  const nlohmann::json logged = nlohmann::json::parse(final_line);
+  const std::string ckpt = (dir_ / "run" / "checkpoint.safetensors").string();
+
+  CommandResult r = run_cli("eval --checkpoint " + ckpt);
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* key : {"test_mse", "test_psnr"}) {
+    const std::string expected = logged.at(key).dump();  // the shortest exact decimal form
+    EXPECT_NE(r.output.find(std::string(key)), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << key << " " << expected << "\n"
+                                                          << r.output;
+  }
+  r = run_cli("eval --json --checkpoint " + ckpt);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json printed = nlohmann::json::parse(r.output);
+  EXPECT_EQ(printed.at("test_mse"), logged.at("test_mse"));
+  EXPECT_EQ(printed.at("test_psnr"), logged.at("test_psnr"));
+  EXPECT_EQ(printed.at("test_images"), logged.at("test_images"));
+  EXPECT_EQ(printed.at("step"), 6);
+}
+
+// A 2-level channel of the asymmetric FSQ level sets collapses: an error with the reason and
+// the fix. NaN handling is one rule for every op: an error naming the op and the position.
+TEST_F(CliTest, CollapsingFsqLevelsAndNaNInputsAreClearErrors) {
+  CommandResult r = run_cli("train --model fsq --levels 8,2,5 --steps 1 --quiet --data-dir " +
+                            (dir_ / "data").string() + " --out " + (dir_ / "fsq").string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  for (const char* part : {"level 2 of channel 1", "collapses", "--symmetric", "L >= 3"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  r = run_cli("train --model fsq --symmetric --levels 8,2,5 --steps 1 --batch-size 16 "
+              "--hidden-channels 4 --quiet --data-dir " + (dir_ / "data").string() + " --out " +
+              (dir_ / "fsq-symmetric").string());
+  EXPECT_EQ(r.status, 0) << r.output;
+
+  save_npy((dir_ / "z.npy").string(),
+           from_vector<float>({0.1f, 0.2f, 0.3f, NAN, 0.5f, 0.6f}, {2, 3}));
+  const std::vector<std::string> ops = {
+      "op fsq " + (dir_ / "z.npy").string() + " --levels 8,5,5 -o " + (dir_ / "o.npy").string(),
+      "op kl " + (dir_ / "z.npy").string() + " " + (dir_ / "z.npy").string() + " -o " +
+          (dir_ / "o.npy").string(),
+      "op vq " + (dir_ / "z.npy").string() + " " + (dir_ / "z.npy").string() + " -o " +
+          (dir_ / "o.npy").string()};
+  for (const std::string& op : ops) {
+    r = run_cli(op);
+    EXPECT_EQ(r.status, 1) << op << "\n" << r.output;
+    EXPECT_TRUE(r.output.find("NaN") != std::string::npos ||
+                r.output.find("nan") != std::string::npos)
+        << op << "\n" << r.output;
+  }
+  r = run_cli(ops[0]);
+  EXPECT_NE(r.output.find("fsq_quantize"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("element 3"), std::string::npos) << r.output;
+}

@@ -15,9 +15,9 @@ struct CliRun {
   std::string output;
 };
 
-#ifdef LATENT_CLI_PATH
-inline CliRun run_latent(const std::string& args) {
-  const std::string command = std::string(LATENT_CLI_PATH) + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+inline CliRun run_command(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   CliRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return run;
@@ -26,6 +26,15 @@ inline CliRun run_latent(const std::string& args) {
   const int status = pclose(pipe);
   run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return run;
+}
+
+#ifdef LATENT_CLI_PATH
+inline CliRun run_latent(const std::string& args) {
+  return run_command(std::string(LATENT_CLI_PATH) + " " + args);
+}
+// The same, run from the directory `dir` (for relative default paths such as runs/<model>).
+inline CliRun run_latent_in(const std::string& dir, const std::string& args) {
+  return run_command("cd '" + dir + "' && " + std::string(LATENT_CLI_PATH) + " " + args);
 }
 #endif
 

@@ -40,9 +40,10 @@ struct FakeDevice {
     Registry<CheckTable>::add(type, lookup<CheckTable>(cpu));
     FsqTable fsq = lookup<FsqTable>(cpu);
     fsq.quantize = [](const Tensor& z, const Tensor& codes, const Tensor& indices,
-                      const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+                      const std::vector<std::int64_t>& levels, const FsqOptions& options,
+                      const CheckMessage& nan_message) {
       ++quantize_calls;
-      lookup<FsqTable>(Device::cpu()).quantize(z, codes, indices, levels, options);
+      lookup<FsqTable>(Device::cpu()).quantize(z, codes, indices, levels, options, nan_message);
     };
     fsq.indices_to_codes = [](const Tensor& indices, const Tensor& codes,
                               const std::vector<std::int64_t>& levels,

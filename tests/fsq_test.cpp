@@ -261,14 +261,18 @@ TEST(FsqQuantize, ZeroExtremesAndNaN) {
     const Levels levels = {2, 3, 4, 5, 8};
     const FsqOutput zero = fsq_quantize(zeros({1, 5}, DType::f32, device), levels);
     EXPECT_TRUE(test::all_close(zero.codes, {0, 0, 0, 0, 0}, 0.0));
-    // ±1e30 and ±inf land on the end levels; NaN on level 0 (fmax drops NaN).
+    // ±1e30 and ±inf land on the end levels; NaN has no level: an error naming the element.
     for (const DType dtype : {DType::f32, DType::f64}) {
-      const Tensor z = from_vector<double>({1e30, -1e30, inf, -inf, NAN}, {5, 1}).to(dtype).to(device);
+      const Tensor z = from_vector<double>({1e30, -1e30, inf, -inf}, {4, 1}).to(dtype).to(device);
       for (const bool symmetric : {false, true}) {
         const FsqOutput q = fsq_quantize(z, {7}, with_symmetric(symmetric));
-        EXPECT_TRUE(test::all_close(q.indices, {6, 0, 6, 0, 0}, 0.0));
-        EXPECT_TRUE(test::all_close(q.codes, {1, -1, 1, -1, -1}, 0.0));
+        EXPECT_TRUE(test::all_close(q.indices, {6, 0, 6, 0}, 0.0));
+        EXPECT_TRUE(test::all_close(q.codes, {1, -1, 1, -1}, 0.0));
       }
+      const Tensor with_nan =
+          from_vector<double>({0.5, 1e30, -inf, NAN, NAN, 0.0}, {3, 2}).to(dtype).to(device);
+      EXPECT_LATENT_ERROR(fsq_quantize(with_nan, {7, 5}), "fsq_quantize", "z [3, 2]",
+                          "NaN at element 3");
     }
     // Beyond 1000 levels ε·(L − 1)/2 exceeds ½: the clamp keeps the top level in range.
     const FsqOutput big = fsq_quantize(from_vector<double>({inf, -inf}, {2, 1}).to(device), {2001});
@@ -619,7 +623,7 @@ TEST(FsqCli, TrainEncodeDecodeAndOps) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "run" / "codebook_usage.png"));
   const std::string ckpt = (dir / "run" / "checkpoint.safetensors").string();
-  r = run_cli("eval --checkpoint " + ckpt);
+  r = run_cli("eval --json --checkpoint " + ckpt);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"test_utilization\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"test_perplexity\""), std::string::npos) << r.output;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/check.h"
 #include "latent/fsq.h"
 #include "latent/tensor.h"
 
@@ -17,9 +18,11 @@ namespace latent::backend {
 
 struct FsqTable {
   static constexpr const char* kConcept = "fsq";
-  // codes and indices of z in one pass; `indices` may be undefined (codes only).
+  // codes and indices of z in one pass; `indices` may be undefined (codes only). A NaN in z
+  // fails a check with `nan_message` (no check when it is empty), inside the same pass.
   void (*quantize)(const Tensor& z, const Tensor& codes, const Tensor& indices,
-                   const std::vector<std::int64_t>& levels, const FsqOptions& options);
+                   const std::vector<std::int64_t>& levels, const FsqOptions& options,
+                   const CheckMessage& nan_message);
   // dL_dz = dL_dcodes · d code/d z (straight-through rounding).
   void (*quantize_backward)(const Tensor& z, const Tensor& dL_dcodes, const Tensor& dL_dz,
                             const std::vector<std::int64_t>& levels,

@@ -48,6 +48,16 @@ FsqAutoencoder::FsqAutoencoder(const ConvNetConfig& c, std::vector<std::int64_t>
       options_(options) {
   LATENT_CHECK(loss_ == "mse" || loss_ == "bce", "FsqAutoencoder: unknown loss '", loss_,
                "' (mse or bce)");
+  // A 2-level channel of the asymmetric level set sits at bound(z) = tanh(z + atanh(0.999))·½
+  // − ½ ≈ 0 for every z > −3.8: it codes almost every input as 0 and carries no information
+  // (docs/fsq.md). The symmetric variant spreads its 2 levels over ±1 instead.
+  for (std::size_t c = 0; c < levels_.size(); ++c) {
+    LATENT_CHECK(options_.symmetric || levels_[c] != 2, "FsqAutoencoder: level 2 of channel ",
+                 c, " in levels ", shape_str(levels_),
+                 " collapses: without the symmetric variant a 2-level channel codes almost "
+                 "every input as 0; use the symmetric level sets (--symmetric, "
+                 "FsqOptions::symmetric) or L >= 3");
+  }
   encoder_ = register_module("encoder", std::make_shared<Encoder>(config_, gen));
   decoder_ = register_module("decoder", std::make_shared<Decoder>(config_, gen));
 }

@@ -57,7 +57,14 @@ FsqOutput fsq_quantize(const Tensor& z, const std::vector<std::int64_t>& levels,
   out.indices = empty(Shape(input.shape().begin(), input.shape().end() - 1), DType::i32,
                       input.device());
   if (input.numel() > 0) {
-    backend::lookup<backend::FsqTable>(input.device()).quantize(input, out.codes, out.indices, levels, options);
+    // NaN has no level: an error naming the element (in the same pass, on the device).
+    // ±Inf is a value: it saturates to the outermost level.
+    const backend::CheckMessage nan_message = [shape = input.shape()](std::int64_t i) {
+      return detail::concat("fsq_quantize: z ", shape_str(shape), " holds NaN at element ", i,
+                            " (NaN has no level; ±Inf goes to the outermost one)");
+    };
+    backend::lookup<backend::FsqTable>(input.device())
+        .quantize(input, out.codes, out.indices, levels, options, nan_message);
   }
   const Tensor saved_z = input.detach();
   out.codes = record(out.codes, "fsq_quantize", {input},

@@ -49,7 +49,8 @@ void add_fsq_ops(CLI::App* op) {
     CLI::App* cmd = op->add_subcommand(
         "fsq",
         "Finite scalar quantization of z [..., d] (d = number of levels): codes [..., d] in\n"
-        "[-1, 1] and their int32 indices [...] in the implicit codebook of prod(levels) codes.\n\n"
+        "[-1, 1] and their int32 indices [...] in the implicit codebook of prod(levels) codes.\n"
+        "A NaN in z is an error naming its position; +-Inf saturates to the outermost level.\n\n"
         "Example:\n  latent op fsq z.npy --levels 8,5,5,5 -o codes.npy --indices indices.npy");
     cmd->add_option("z", *z, "Input z (.npy, float32 or float64)")->required();
     add_fsq_common(cmd, *args);

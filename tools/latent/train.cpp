@@ -1,6 +1,9 @@
 // `latent train` and `latent eval`.
+#include <cstdio>
 #include <iostream>
 #include <memory>
+
+#include <nlohmann/json.hpp>
 
 #include "tools/train/train.h"
 #include "tools/latent/commands.h"
@@ -15,7 +18,7 @@ void add_train(CLI::App& app) {
       "train",
       "Train a model on Fashion-MNIST; writes checkpoints, metrics.jsonl and a\n"
       "reconstruction grid to --out and prints the test MSE and PSNR.\n\n"
-      "Example:\n  latent train --model ae --epochs 2 --out runs/ae\n"
+      "Example:\n  latent train --model ae --epochs 2            # into runs/ae\n"
       "  latent train --resume runs/ae/checkpoint-200.safetensors --out runs/ae");
   cmd->add_option("--model", config->model,
                   "Model to train: ae (autoencoder), vae (VAE / beta-VAE), vqvae (VQ-VAE), fsq "
@@ -46,7 +49,9 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--test-limit", config->test_limit, "Evaluate on the first N test images (0: all)")
       ->capture_default_str();
-  cmd->add_option("--out", config->out_dir, "Output directory")->capture_default_str();
+  cmd->add_option("--out", config->out_dir, "Output directory (default: runs/<model>)");
+  cmd->add_flag("--overwrite", config->overwrite,
+                "Replace a run already in --out (its metrics.jsonl and checkpoints)");
   cmd->add_option("--checkpoint-every", config->checkpoint_every,
                   "Steps between periodic checkpoints (0: final only)")
       ->capture_default_str();
@@ -82,14 +87,17 @@ void add_train(CLI::App& app) {
   // FSQ
   cmd->add_option("--levels", config->levels,
                   "fsq: levels per dimension, e.g. 8,5,5,5. The FSQ paper's sets: 2^8: 8,6,5; "
-                  "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5")
+                  "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5. A level of 2 "
+                  "needs --symmetric (otherwise the channel collapses to one code)")
       ->delimiter(',');
   cmd->add_flag("--symmetric", config->fsq_symmetric,
                 "fsq: symmetric level sets (every L spread evenly over [-1, 1])");
-  cmd->add_flag("--quiet", *quiet, "No progress output");
-  cmd->callback([config, resume, quiet] {
-    config->progress = !*quiet;
-    train::run(*config, *resume, *quiet ? nullptr : &std::cerr);
+  auto silent = std::make_shared<bool>(false);
+  cmd->add_flag("--quiet", *quiet, "No progress output (the results still print)");
+  cmd->add_flag("--silent", *silent, "Print nothing (the files are written as usual)");
+  cmd->callback([config, resume, quiet, silent] {
+    config->progress = !*quiet && !*silent;
+    train::run(*config, *resume, *silent ? nullptr : &std::cerr);
   });
 }
 
@@ -109,15 +117,25 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--device", *device, "cpu, cuda, cuda:N or auto (default: the checkpoint's)");
   cmd->add_option("--data-dir", *data_dir, "Directory of the Fashion-MNIST files");
   cmd->add_option("--test-limit", *test_limit, "Evaluate on the first N test images (0: all)");
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *as_json, "Print one JSON line (the keys of metrics.jsonl's final line)");
   cmd->callback([=] {
     const train::Result r = train::evaluate(*checkpoint, *grid, *device, *data_dir, *test_limit);
-    std::printf("{\"checkpoint\": \"%s\", \"step\": %lld, \"test_mse\": %.8f, \"test_psnr\": %.4f, "
-                "\"test_images\": %lld",
-                checkpoint->c_str(), static_cast<long long>(r.steps), r.test.mse, r.test.psnr,
-                static_cast<long long>(r.test.images));
-    for (const auto& [name, value] : r.test.extra)
-      std::printf(", \"test_%s\": %.8g", name.c_str(), value);
-    std::printf("}\n");
+    // The numbers exactly as metrics.jsonl holds them (shortest round-trip decimal form).
+    nlohmann::ordered_json line = {{"checkpoint", *checkpoint},
+                                   {"step", r.steps},
+                                   {"test_mse", r.test.mse},
+                                   {"test_psnr", r.test.psnr},
+                                   {"test_images", r.test.images}};
+    for (const auto& [name, value] : r.test.extra) line["test_" + name] = value;
+    if (*as_json) {
+      std::printf("%s\n", line.dump().c_str());
+      return;
+    }
+    for (const auto& [key, value] : line.items()) {
+      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+      std::printf("%-22s %s\n", key.c_str(), text.c_str());
+    }
   });
 }
 

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -183,6 +184,38 @@ models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
   return out;
 }
 
+namespace {
+
+// The files of a run in `dir`: its metrics, and its final and periodic checkpoints.
+std::vector<std::filesystem::path> run_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool checkpoint = name.rfind("checkpoint", 0) == 0 &&
+                            name.size() > 12 && name.substr(name.size() - 12) == ".safetensors";
+    if (name == "metrics.jsonl" || checkpoint) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// A fresh run never mixes into another run's folder: that is an error unless the run resumes
+// (and appends) or overwrite says to start over (the old metrics and checkpoints go).
+void prepare_out_dir(const Config& config, bool resuming) {
+  const std::vector<std::filesystem::path> existing = run_files(config.out_dir);
+  if (existing.empty() || resuming) return;
+  LATENT_CHECK(config.overwrite, "train: ", config.out_dir, " already holds a run (",
+               existing.front().filename().string(),
+               "); pass --resume <checkpoint> to continue it, --overwrite to replace it, or "
+               "--out another folder");
+  for (const std::filesystem::path& file : existing) std::filesystem::remove(file);
+}
+
+}  // namespace
+
 Result run(const Config& requested, const std::string& resume, std::ostream* log) {
   Config config = requested;
   Checkpoint checkpoint;
@@ -195,10 +228,13 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
     saved.checkpoint_every = requested.checkpoint_every;
     saved.log_every = requested.log_every;
     saved.progress = requested.progress;
+    saved.overwrite = requested.overwrite;
     if (!requested.device.empty() && requested.device != "auto") saved.device = requested.device;
     config = saved;
   }
   validate_config(config);
+  if (config.out_dir.empty()) config.out_dir = "runs/" + config.model;
+  prepare_out_dir(config, !resume.empty());
   const Device device = resolve_device(config.device);
   const Dataset train_set = limited(load_fashion_mnist("train", config.data_dir), config.train_limit);
   const Dataset test_set = limited(load_fashion_mnist("test", config.data_dir), config.test_limit);
@@ -218,8 +254,12 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   std::filesystem::create_directories(config.out_dir);
   std::ofstream metrics(config.out_dir + "/metrics.jsonl", std::ios::app);
   LATENT_CHECK(metrics.good(), "train: cannot open ", config.out_dir, "/metrics.jsonl");
-  const bool tty = log && config.progress && ::isatty(STDERR_FILENO);
-  if (log) {
+  // Progress (the header, the bar or its log lines) only when asked for; the results at the
+  // end always go to `log`.
+  std::ostream* progress_log = config.progress ? log : nullptr;
+  const bool tty = progress_log && ::isatty(STDERR_FILENO);
+  if (progress_log) {
+    std::ostream* log = progress_log;
     *log << "latent train: model " << config.model << " (" << run.model->parameter_count()
          << " parameters) on " << device.str() << ", " << train_set.size()
          << " training images, batch " << config.batch_size << ", steps " << run.step << " → "
@@ -271,7 +311,7 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
       metrics << line.dump() << "\n" << std::flush;
       progress.has_loss = true;
       progress.loss = last_loss;
-      if (log && !tty) *log << progress_line(progress) << "\n" << std::flush;
+      if (progress_log && !tty) *progress_log << progress_line(progress) << "\n" << std::flush;
       window.clear();
       window_start = now;
     }

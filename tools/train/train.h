@@ -49,10 +49,11 @@ struct Config {
   std::string data_dir;              // "" means the Debian package's directory
   std::int64_t train_limit = 0;      // use only the first N training images (0: all)
   std::int64_t test_limit = 0;       // evaluate on the first N test images (0: all)
-  std::string out_dir = "runs/ae";
+  std::string out_dir;               // "" means runs/<model>
   std::int64_t checkpoint_every = 0; // steps between periodic checkpoints; 0: final only
   std::int64_t log_every = 50;       // steps between metrics lines
   bool progress = true;              // a progress bar on the progress stream
+  bool overwrite = false;            // replace a run already in out_dir (not saved)
 
   // ---- VAE and β-VAE (--model vae)
   double beta = -1.0;                // KL weight (vae, default 1) or commitment weight (vqvae,
@@ -120,10 +121,13 @@ models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
 
 // Trains from scratch, or from `resume` (a checkpoint path) when it is non-empty; in that
 // case the run's Config comes from the checkpoint except out_dir, steps, epochs,
-// checkpoint_every, log_every, progress and device, which `config` may change. Writes to
-// out_dir: metrics.jsonl, checkpoint-<step>.safetensors (periodic), checkpoint.safetensors
-// (final), reconstructions.png and the model's own pictures. Progress and the summary go to
-// `log` (nullptr: silent).
+// checkpoint_every, log_every, progress, overwrite and device, which `config` may change.
+// Writes to out_dir (runs/<model> when empty): metrics.jsonl, checkpoint-<step>.safetensors
+// (periodic), checkpoint.safetensors (final), reconstructions.png and the model's own
+// pictures. A fresh run into a folder that holds another run's metrics or checkpoints is an
+// error unless config.overwrite (which removes them first). The results (test metrics and
+// where the files are) go to `log`, and the progress too when config.progress (nullptr:
+// silent).
 Result run(const Config& config, const std::string& resume = "", std::ostream* log = nullptr);
 
 // A model restored from a checkpoint, with the Config it was trained with.

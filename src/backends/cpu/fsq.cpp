@@ -2,6 +2,7 @@
 // with the per-channel math of kernels/fsq.cuh — the same functions the kernels call, so the
 // cpu reference and the kernels agree bit for bit wherever they share a math library (the
 // SIMT build). docs/fsq.md.
+#include <algorithm>
 #include <cstdint>
 
 #include "backends/dispatch.h"
@@ -18,7 +19,9 @@ using backend::dispatch_floating;
 constexpr std::int64_t kParallelRows = 4096;
 
 void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
-                  const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+                  const std::vector<std::int64_t>& levels, const FsqOptions& options,
+                  const backend::CheckMessage& nan_message) {
+  std::int64_t first_nan = z.numel();
   dispatch_floating(z.dtype(), "fsq_quantize", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
@@ -27,17 +30,20 @@ void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
     const T* in = z.data<T>();
     T* out = codes.data<T>();
     std::int32_t* index_out = indices.defined() ? indices.data<std::int32_t>() : nullptr;
-#pragma omp parallel for if (rows > kParallelRows)
+#pragma omp parallel for reduction(min : first_nan) if (rows > kParallelRows)
     for (std::int64_t r = 0; r < rows; ++r) {
       std::int32_t index = 0;
       for (int c = 0; c < d; ++c) {
-        const std::int32_t digit = kernels::fsq_digit(k, c, in[r * d + c]);
+        const T value = in[r * d + c];
+        if (value != value) first_nan = std::min(first_nan, r * d + c);
+        const std::int32_t digit = kernels::fsq_digit(k, c, value);
         index += digit * k.basis[c];
         out[r * d + c] = kernels::fsq_code(k, c, digit);
       }
       if (index_out) index_out[r] = index;
     }
   });
+  if (nan_message && first_nan < z.numel()) LATENT_FAIL(nan_message(first_nan));
 }
 
 void fsq_quantize_backward(const Tensor& z, const Tensor& dL_dcodes, const Tensor& dL_dz,

@@ -26,7 +26,10 @@ dim3 tile_grid(std::int64_t rows) { return grid_for(rows, kFsqTileRows); }
 dim3 block() { return dim3(kFsqTileRows); }
 
 void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
-                  const std::vector<std::int64_t>& levels, const FsqOptions& options) {
+                  const std::vector<std::int64_t>& levels, const FsqOptions& options,
+                  const backend::CheckMessage& nan_message) {
+  kernels::CheckSite nan_check;
+  if (nan_message) nan_check = register_check_site(nan_message);
   dispatch_floating(z.dtype(), "fsq_quantize", [&](auto zero) {
     using T = decltype(zero);
     const auto k = kernels::fsq_constants<T>(levels, options.symmetric);
@@ -35,8 +38,9 @@ void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
     std::int32_t* index_out = indices.defined() ? ptr<std::int32_t>(indices) : nullptr;
     LATENT_LAUNCH(kernels::fsq_quantize_kernel<T>, tile_grid(rows), block(),
                   kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z), ptr<T>(codes),
-                  index_out, rows, vectorized);
+                  index_out, rows, vectorized, nan_check);
   });
+  if (nan_message) after_check();
 }
 
 void fsq_quantize_backward(const Tensor& z, const Tensor& dL_dcodes, const Tensor& dL_dz,
