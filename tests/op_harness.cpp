@@ -402,9 +402,13 @@ OpCase gradient_case(std::string name, std::uint64_t seed,
   }
 
   auto tolerance_on = [&](Device device, bool gradient) {
-    const Tolerances& base = gradient && c.gradient_tolerance ? *c.gradient_tolerance : c.tolerance;
-    if (device.is_cuda() && cuda_is_gpu() && c.gpu_tolerance) return *c.gpu_tolerance;
-    return base;
+    const bool gpu = device.is_cuda() && cuda_is_gpu();
+    if (gradient) {
+      if (gpu && c.gpu_gradient_tolerance) return *c.gpu_gradient_tolerance;
+      if (c.gradient_tolerance) return *c.gradient_tolerance;
+    }
+    if (gpu && c.gpu_tolerance) return *c.gpu_tolerance;
+    return c.tolerance;
   };
 
   try {

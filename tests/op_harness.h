@@ -177,6 +177,7 @@ struct OpCase {
                                             // needs it (never under SIMT)
   bool gradients = false;                   // compare input gradients with the cpu backend's
   std::optional<Tolerances> gradient_tolerance;  // default: tolerance
+  std::optional<Tolerances> gpu_gradient_tolerance;  // on a real GPU instead
   std::optional<GradCheckOptions> finite_differences;  // also check them against central
                                                        // differences in float64 on cpu
   std::vector<std::size_t> writes;  // inputs the op updates in place (return them as outputs)
