@@ -1,5 +1,6 @@
 // The autograd engine: accumulation, shared inputs, no_grad, detach, graph release, deep
-// graphs and the errors of misuse. Per-op derivative rules are checked in ops_test.cpp.
+// graphs and the errors of misuse. Per-op derivative rules are checked in the kernel tests
+// (elementwise_test.cpp, reduce_test.cpp, gemm_test.cpp, …).
 #include <gtest/gtest.h>
 
 #include <cmath>
