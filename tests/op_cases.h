@@ -108,8 +108,12 @@ struct Conv {
   bool bias;
   std::int64_t out_h() const { return (h + 2 * padding - kh) / stride + 1; }
   std::int64_t out_w() const { return (w + 2 * padding - kw) / stride + 1; }
-  std::int64_t transposed_out_h() const { return (h - 1) * stride - 2 * padding + kh + output_padding; }
-  std::int64_t transposed_out_w() const { return (w - 1) * stride - 2 * padding + kw + output_padding; }
+  std::int64_t transposed_out_h() const {
+    return (h - 1) * stride - 2 * padding + kh + output_padding;
+  }
+  std::int64_t transposed_out_w() const {
+    return (w - 1) * stride - 2 * padding + kw + output_padding;
+  }
   std::string str() const {
     return "N" + std::to_string(n) + " C" + std::to_string(c) + " H" + std::to_string(h) +
            " W" + std::to_string(w) + " OC" + std::to_string(oc) + " K" + std::to_string(kh) +

@@ -96,8 +96,9 @@ std::string where_str(std::size_t i, const Shape& shape) {
   std::string s = "]";
   std::size_t rest = i;
   for (std::size_t d = shape.size(); d-- > 0;) {
-    s = std::to_string(rest % static_cast<std::size_t>(shape[d])) + (d + 1 < shape.size() ? ", " : "") + s;
-    rest /= static_cast<std::size_t>(shape[d]);
+    const std::size_t size = static_cast<std::size_t>(shape[d]);
+    s = std::to_string(rest % size) + (d + 1 < shape.size() ? ", " : "") + s;
+    rest /= size;
   }
   return std::to_string(i) + " [" + s;
 }
@@ -163,7 +164,8 @@ std::string where_str(std::size_t i, const Shape& shape) {
                                    (expected.bound.empty() ? 0.0 : expected.bound[worst]);
   failure << "; worst at " << where_str(worst, actual.shape()) << ": actual " << a[worst]
           << ", expected " << x[worst] << " (|diff| " << std::abs(a[worst] - x[worst])
-          << ", allowed " << (tolerance.exact ? std::string("none: exact") : std::to_string(allowed))
+          << ", allowed "
+          << (tolerance.exact ? std::string("none: exact") : std::to_string(allowed))
           << ")";
   return failure;
 }
@@ -216,8 +218,9 @@ void check_placed(const Placed& p, const Tensor& host, bool may_change, std::siz
         const std::int64_t i64 = static_cast<std::int64_t>(i);
         problems.push_back("input " + std::to_string(index) + " " + shape_str(host.shape()) +
                            ": out-of-bounds write " +
-                           (start == 0 ? std::to_string(kGuard - i64) + " element(s) before its start"
-                                       : std::to_string(i64 + 1) + " element(s) past its end") +
+                           (start == 0
+                                ? std::to_string(kGuard - i64) + " element(s) before its start"
+                                : std::to_string(i64 + 1) + " element(s) past its end") +
                            " (guard overwritten with " + std::to_string(g[i]) + ")");
         break;
       }
@@ -349,7 +352,8 @@ void compare_outputs(const Tensors& actual, const std::vector<Expected>& expecte
   GradCheckOptions options = *c.finite_differences;
   if (options.check.empty()) options.check.assign(leaves.size(), true);
   for (std::size_t i = 0; i < host.size(); ++i)
-    if (writes(c, i)) return ::testing::AssertionFailure() << "finite differences of an in-place op";
+    if (writes(c, i))
+      return ::testing::AssertionFailure() << "finite differences of an in-place op";
   const auto f = [&](const Tensors& x) {
     Tensors args = fixed;
     for (std::size_t j = 0; j < floating.size(); ++j) args[floating[j]] = x[j];
@@ -419,8 +423,8 @@ OpCase gradient_case(std::string name, std::uint64_t seed,
       reference = run_on(c, host, Device::cpu(), c.gradients, problems);
       for (std::size_t i = 0; i < reference.outputs.size(); ++i) {
         const Tensor& out = reference.outputs[i];
-        expected.push_back(out.defined() ? expected_from(out, c.nonfinite_outputs,
-                                                         "output " + std::to_string(i) + " of the cpu reference", problems)
+        const std::string what = "output " + std::to_string(i) + " of the cpu reference";
+        expected.push_back(out.defined() ? expected_from(out, c.nonfinite_outputs, what, problems)
                                          : Expected{});
       }
     } else if (c.reference) {
@@ -465,7 +469,8 @@ OpCase gradient_case(std::string name, std::uint64_t seed,
         const ::testing::AssertionResult r =
             matches(got, expected_from(want, c.nonfinite_outputs, "gradient", problems),
                     tolerance_on(device, true)[got.dtype()]);
-        if (!r) problems.push_back(what + ": gradient of input " + std::to_string(i) + ": " + r.message());
+        if (!r)
+          problems.push_back(what + ": gradient of input " + std::to_string(i) + ": " + r.message());
       }
     }
     if (c.finite_differences) {

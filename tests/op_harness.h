@@ -21,6 +21,12 @@
 //   - a case that needs a device this build cannot run is reported as skipped, with the reason,
 //     never dropped silently.
 //
+// What the guards cannot see: an output the op allocates itself lives where the backend puts
+// it, so a write past its end shows only if it lands in a guarded input or in-place output
+// (an element it fails to write shows as poison either way). A third hook beside
+// poison_allocations(), "pad every new allocation with guard bytes", would close that gap
+// once the backend interface offers it.
+//
 // A case, the whole of it:
 //
 //   OpCase c;
@@ -173,8 +179,8 @@ struct OpCase {
       verify;
   Tolerances tolerance;                     // for the outputs (default: exact)
   std::vector<Tolerances> output_tolerance;  // per output instead, when they differ
-  std::optional<Tolerances> gpu_tolerance;  // on a real GPU instead, when its math library
-                                            // needs it (never under SIMT)
+  std::optional<Tolerances> gpu_tolerance;  // on a real GPU instead of both, when its math
+                                            // library needs it (never under SIMT)
   bool gradients = false;                   // compare input gradients with the cpu backend's
   std::optional<Tolerances> gradient_tolerance;  // default: tolerance
   std::optional<Tolerances> gpu_gradient_tolerance;  // on a real GPU instead

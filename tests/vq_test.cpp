@@ -120,7 +120,8 @@ TEST_F(Vq, ArgminMatchesFloat64BruteForceOverAwkwardSizes) {
   const std::vector<Case> list = {
       {1, 1, 1},     {1, 7, 3},      {5, 1, 4},      {3, 300, 2},   // N = 1, K = 1, K > N
       {64, 20, 1},   {33, 17, 5},    {130, 129, 7},  {257, 300, 37}, // D = 1, D % 4 ≠ 0, tile edges
-      {100, 64, 16}, {20000, 48, 12}};                                // D % 4 = 0 (float4), large N
+      {100, 64, 16}, {20000, 48, 12},                                 // D % 4 = 0 (float4), large N
+      cases::vq_argmin_bench_suite(false).front()};                   // bench/vq_bench's smallest
   for (const Case& c : list) {
     for (DType dtype : {DType::f32, DType::f64}) {
       std::int64_t ties = 0;
