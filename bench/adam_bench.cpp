@@ -1,7 +1,8 @@
 // The fused Adam/AdamW step (kernels/adam.cuh, 28 bytes per float32 element) against the
 // same update composed of separate elementwise ops (what an eager framework runs), and the
-// copy of the same bytes as the bandwidth reference.
+// copy of the same bytes as the bandwidth reference (cases::adam in tests/op_cases.h).
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
@@ -14,7 +15,8 @@ void BM_adamw_fused(benchmark::State& state) {
   const Tensor m = zeros({n}, DType::f32, bench_device());
   const Tensor v = zeros({n}, DType::f32, bench_device());
   kernels::AdamConstants c{1e-3, 0.9, 0.999, 1e-8, 1e-2, 1e-2, 0.03, true};
-  time_on_device(state, 28.0 * n, [&] { bench_backend().adam_step(c, p, g, m, v); });
+  time_on_device(state, cases::adam(n, DType::f32).bytes,
+                 [&] { bench_backend().adam_step(c, p, g, m, v); });
 }
 
 void BM_adamw_unfused(benchmark::State& state) {
@@ -25,7 +27,7 @@ void BM_adamw_unfused(benchmark::State& state) {
   Tensor m = zeros({n}, DType::f32, bench_device());
   Tensor v = zeros({n}, DType::f32, bench_device());
   NoGradGuard no_grad;
-  time_on_device(state, 28.0 * n, [&] {
+  time_on_device(state, cases::adam(n, DType::f32).bytes, [&] {
     p.copy_(mul(p, 1.0 - 1e-5));
     m.copy_(add(mul(m, 0.9), mul(g, 0.1)));
     v.copy_(add(mul(v, 0.999), mul(square(g), 0.001)));

@@ -64,6 +64,9 @@ struct BenchBackend {
                  const Tensor& m, const Tensor& v) const {
     backend::lookup<backend::AdamTable>(device).step(c, p, g, m, v);
   }
+  void random_uniform(const Tensor& t, PhiloxKey key, double low, double high) const {
+    backend::lookup<backend::RandomTable>(device).uniform(t, key, low, high);
+  }
   void random_normal(const Tensor& t, PhiloxKey key) const {
     backend::lookup<backend::RandomTable>(device).normal(t, key);
   }

@@ -5,7 +5,10 @@
 //   binary add:    read 8, write 4
 //   broadcast add: [n/1024, 1024] + [1024]: read 4 (+ the row, cached), write 4
 //   unary_backward (tanh): read 12, write 4
+// (cases::copy, unary, binary, unary_backward in tests/op_cases.h: the same napkin math the
+// tests' cases name.)
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
@@ -18,7 +21,8 @@ void BM_copy(benchmark::State& state) {
   Generator gen(1);
   const Tensor src = rand({n}, gen, DType::f32, bench_device());
   const Tensor dst = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 8.0 * n, [&] { bench_backend().copy(src, dst); });
+  time_on_device(state, cases::copy(n, DType::f32, DType::f32).bytes,
+                 [&] { bench_backend().copy(src, dst); });
 }
 
 void BM_unary_exp(benchmark::State& state) {
@@ -26,7 +30,8 @@ void BM_unary_exp(benchmark::State& state) {
   Generator gen(2);
   const Tensor x = rand({n}, gen, DType::f32, bench_device());
   const Tensor y = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 8.0 * n, [&] { bench_backend().unary(UnaryOp::exp, x, y, {}); });
+  time_on_device(state, cases::unary(n, DType::f32).bytes,
+                 [&] { bench_backend().unary(UnaryOp::exp, x, y, {}); });
 }
 
 void BM_unary_backward_tanh(benchmark::State& state) {
@@ -36,7 +41,7 @@ void BM_unary_backward_tanh(benchmark::State& state) {
   const Tensor y = rand({n}, gen, DType::f32, bench_device());
   const Tensor g = rand({n}, gen, DType::f32, bench_device());
   const Tensor dx = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 16.0 * n,
+  time_on_device(state, cases::unary_backward(n, DType::f32).bytes,
                  [&] { bench_backend().unary_backward(UnaryOp::tanh, x, y, g, dx, {}); });
 }
 
@@ -46,7 +51,8 @@ void BM_binary_add(benchmark::State& state) {
   const Tensor a = rand({n}, gen, DType::f32, bench_device());
   const Tensor b = rand({n}, gen, DType::f32, bench_device());
   const Tensor out = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 12.0 * n, [&] { bench_backend().binary(BinaryOp::add, a, b, out); });
+  time_on_device(state, cases::binary(n, n, n, DType::f32).bytes,
+                 [&] { bench_backend().binary(BinaryOp::add, a, b, out); });
 }
 
 // The public op, output allocation included (the cuda caching allocator makes it cheap).
@@ -55,7 +61,8 @@ void BM_add_broadcast_row(benchmark::State& state) {
   Generator gen(5);
   const Tensor a = rand({rows, cols}, gen, DType::f32, bench_device());
   const Tensor row = rand({cols}, gen, DType::f32, bench_device());
-  time_on_device(state, 8.0 * n, [&] { benchmark::DoNotOptimize(add(a, row).data_ptr()); });
+  time_on_device(state, cases::binary(n, cols, n, DType::f32).bytes,
+                 [&] { benchmark::DoNotOptimize(add(a, row).data_ptr()); });
 }
 
 }  // namespace

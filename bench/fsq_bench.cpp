@@ -14,14 +14,17 @@
 // bandwidth reached (DESIGN.md: ≥ 90 % at 2^26, ≥ 2× the unfused composition). Levels:
 // 8,5,5,5 (d = 4) and 8,8,8,5,5,5 (d = 6, rows that do not line up with 16-byte vectors).
 #include "backends/registry.h"
+// Levels and costs: cases::fsq_levels_d4/d6, fsq_quantize, fsq_backward, fsq_decode in
+// tests/op_cases.h, which tests/fsq_test.cpp names too.
 #include "backends/fsq.h"
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
 
-const std::vector<std::int64_t> kLevels4 = {8, 5, 5, 5};
-const std::vector<std::int64_t> kLevels6 = {8, 8, 8, 5, 5, 5};
+const std::vector<std::int64_t>& kLevels4 = cases::fsq_levels_d4();
+const std::vector<std::int64_t>& kLevels6 = cases::fsq_levels_d6();
 
 void quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
               const std::vector<std::int64_t>& levels) {
@@ -48,14 +51,18 @@ Buffers make_buffers(std::int64_t n, const std::vector<std::int64_t>& levels) {
           empty({rows, d}, DType::f32, device), empty({rows}, DType::i32, device)};
 }
 
-double minimal_bytes(std::int64_t n, std::int64_t d) { return 8.0 * n + 4.0 * n / d; }
+// What both fused and two_pass must move at least: read z, write the codes and the indices.
+double minimal_bytes(std::int64_t n, std::int64_t d) {
+  return cases::fsq_quantize(n / d, d, DType::f32).bytes;
+}
 
 void BM_fsq_copy(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   Generator gen(1);
   const Tensor src = rand({n}, gen, DType::f32, bench_device());
   const Tensor dst = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 8.0 * n, [&] { bench_backend().copy(src, dst); });
+  time_on_device(state, cases::copy(n, DType::f32, DType::f32).bytes,
+                 [&] { bench_backend().copy(src, dst); });
 }
 
 void fused(benchmark::State& state, const std::vector<std::int64_t>& levels) {
@@ -85,7 +92,7 @@ void BM_fsq_backward_d4(benchmark::State& state) {
   Generator gen(2);
   const Tensor g = randn(b.z.shape(), gen, DType::f32, bench_device());
   const Tensor dz = empty_like(b.z);
-  time_on_device(state, 12.0 * b.z.numel(), [&] {
+  time_on_device(state, cases::fsq_backward(b.z.size(0), 4, DType::f32).bytes, [&] {
     backend::lookup<backend::FsqTable>(b.z.device()).quantize_backward(b.z, g, dz, kLevels4, {});
   });
 }
@@ -94,7 +101,7 @@ void BM_fsq_decode_d4(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   const Buffers b = make_buffers(n, kLevels4);
   quantize(b.z, b.codes, b.indices, kLevels4);
-  time_on_device(state, 4.0 * n + 4.0 * b.indices.numel(), [&] {
+  time_on_device(state, cases::fsq_decode(b.indices.numel(), 4, DType::f32).bytes, [&] {
     backend::lookup<backend::FsqTable>(b.z.device()).indices_to_codes(b.indices, b.codes, kLevels4, {});
   });
 }

@@ -2,7 +2,9 @@
 //   sum of everything:     read 4 bytes per float32 element, write one value
 //   row sums [n/1024, 1024] over dim 1, column sums over dim 0 (the bias-gradient shape)
 //   argmax over rows of [n/1024, 1024]
+// (cases::sum, cases::argmax in tests/op_cases.h.)
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
@@ -11,7 +13,8 @@ void run_sum(benchmark::State& state, const Shape& shape, const Shape& out_shape
   Generator gen(7);
   const Tensor x = rand(shape, gen, DType::f32, bench_device());
   const Tensor out = empty(out_shape, DType::f32, bench_device());
-  time_on_device(state, 4.0 * x.numel(), [&] { bench_backend().sum(x, out); });
+  time_on_device(state, cases::sum(x.numel(), out.numel(), DType::f32).bytes,
+                 [&] { bench_backend().sum(x, out); });
 }
 
 void BM_sum_all(benchmark::State& state) { run_sum(state, {state.range(0)}, {1}); }
@@ -29,7 +32,8 @@ void BM_argmax_rows(benchmark::State& state) {
   Generator gen(8);
   const Tensor x = rand({rows, 1024}, gen, DType::f32, bench_device());
   const Tensor out = empty({rows}, DType::i32, bench_device());
-  time_on_device(state, 4.0 * x.numel(), [&] { bench_backend().argmax_rows(x, out); });
+  time_on_device(state, cases::argmax(x.numel(), rows, DType::f32).bytes,
+                 [&] { bench_backend().argmax_rows(x, out); });
 }
 
 }  // namespace

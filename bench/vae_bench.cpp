@@ -13,8 +13,11 @@
 // bytes/s counts the fused kernel's bytes for the fused and unfused rows alike, so the
 // unfused row's number is the effective rate (time to do the same job), not its own traffic.
 #include "backends/registry.h"
+// Row length and costs: cases::kVaeRowLength, reparam_kl_forward and reparam_kl_backward in
+// tests/op_cases.h, which tests/vae_test.cpp names too.
 #include "backends/vae.h"
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
@@ -22,13 +25,22 @@ namespace {
 using backend::BinaryOp;
 using backend::UnaryOp;
 
-constexpr std::int64_t kRowLength = 16384;
+constexpr std::int64_t kRowLength = cases::kVaeRowLength;
 
 Shape latent_shape(std::int64_t n) {
   return n < kRowLength ? Shape{1, n} : Shape{n / kRowLength, kRowLength};
 }
 
 using backend::ReparamConfig;
+// The fused kernels' compulsory bytes for n elements in latent_shape(n).
+double forward_bytes(std::int64_t n) {
+  const Shape s = latent_shape(n);
+  return cases::reparam_kl_forward(s[0], s[1], DType::f32).bytes;
+}
+double backward_bytes(std::int64_t n) {
+  const Shape s = latent_shape(n);
+  return cases::reparam_kl_backward(s[0], s[1], DType::f32).bytes;
+}
 
 ReparamConfig bench_config() {
   ReparamConfig c;
@@ -63,7 +75,7 @@ void BM_reparam_kl_fused_forward(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   Operands o(n);
   const ReparamConfig c = bench_config();
-  time_on_device(state, 12.0 * n, [&] { fused_forward(c, o.mu, o.lv, o.z, o.kl); });
+  time_on_device(state, forward_bytes(n), [&] { fused_forward(c, o.mu, o.lv, o.z, o.kl); });
 }
 
 // The same job as separate kernels, each through device memory (PyTorch eager's way).
@@ -78,7 +90,7 @@ void BM_reparam_kl_unfused_forward(benchmark::State& state) {
          t3 = empty_like(eps);
   Tensor row_sum = empty({shape[0], 1}, DType::f32, bench_device());
   const PhiloxKey key{1, 2};
-  time_on_device(state, 12.0 * n, [&] {
+  time_on_device(state, forward_bytes(n), [&] {
     be.random_normal(eps, key);
     be.unary(UnaryOp::mul_scalar, o.lv, half, {0.5});
     be.unary(UnaryOp::exp, half, sigma, {});
@@ -102,7 +114,7 @@ void BM_reparam_kl_fused_backward(benchmark::State& state) {
   const Tensor dkl = full({o.mu.size(0)}, 0.01, DType::f32, bench_device());
   const Tensor dmu = empty_like(o.mu), dlv = empty_like(o.mu);
   const ReparamConfig c = bench_config();
-  time_on_device(state, 20.0 * n, [&] { fused_backward(c, o.mu, o.lv, dz, dkl, dmu, dlv); });
+  time_on_device(state, backward_bytes(n), [&] { fused_backward(c, o.mu, o.lv, dz, dkl, dmu, dlv); });
 }
 
 // What autograd runs for the composition: ε, σ and e^ℓ come from the forward (kept in
@@ -121,7 +133,7 @@ void BM_reparam_kl_unfused_backward(benchmark::State& state) {
   Tensor dmu = empty_like(o.mu), dlv = empty_like(o.mu);
   Tensor a = empty_like(o.mu), b = empty_like(o.mu), c = empty_like(o.mu), d = empty_like(o.mu);
   const Tensor g_broadcast = expand(g, shape);  // materialized once, outside the timing
-  time_on_device(state, 20.0 * n, [&] {
+  time_on_device(state, backward_bytes(n), [&] {
     // dL/dμ = dz + g·μ
     be.binary(BinaryOp::mul, o.mu, g_broadcast, a);
     be.binary(BinaryOp::add, dz, a, dmu);
@@ -136,23 +148,24 @@ void BM_reparam_kl_unfused_backward(benchmark::State& state) {
   });
 }
 
-// A device-to-device copy of `bytes_per_element`·n bytes (half read, half written).
-void copy_of(benchmark::State& state, double bytes_per_element) {
-  const std::int64_t n = state.range(0);
-  const auto floats = static_cast<std::int64_t>(bytes_per_element / 8.0 * n);
+// A device-to-device copy of `bytes` (half read, half written).
+void copy_of(benchmark::State& state, double bytes) {
+  const auto floats = static_cast<std::int64_t>(bytes / 8.0);
   Generator gen(1);
   const Tensor src = rand({floats}, gen, DType::f32, bench_device());
   const Tensor dst = empty({floats}, DType::f32, bench_device());
-  time_on_device(state, bytes_per_element * n, [&] { bench_backend().copy(src, dst); });
+  time_on_device(state, cases::copy(floats, DType::f32, DType::f32).bytes,
+                 [&] { bench_backend().copy(src, dst); });
 }
-void BM_copy_forward_bytes(benchmark::State& state) { copy_of(state, 12.0); }
-void BM_copy_backward_bytes(benchmark::State& state) { copy_of(state, 20.0); }
+void BM_copy_forward_bytes(benchmark::State& state) { copy_of(state, forward_bytes(state.range(0))); }
+void BM_copy_backward_bytes(benchmark::State& state) { copy_of(state, backward_bytes(state.range(0))); }
 
 // ε alone: a standard-normal fill (Philox + the exact Box–Muller), 4 B/element written.
 void BM_randn(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   const Tensor out = empty({n}, DType::f32, bench_device());
-  time_on_device(state, 4.0 * n, [&] { bench_backend().random_normal(out, PhiloxKey{1, 2}); });
+  time_on_device(state, cases::random_fill(n, DType::f32).bytes,
+                 [&] { bench_backend().random_normal(out, PhiloxKey{1, 2}); });
 }
 
 }  // namespace

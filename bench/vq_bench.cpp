@@ -20,6 +20,9 @@
 // bytes/s counts N·D floats + N indices read and K·D + K written. And the EMA update itself
 // (N, M, E of K codes): bytes/s over the 5 words per codebook element it must move.
 //
+// Suites and costs: cases::vq_argmin_bench_suite, vq_argmin, vq_argmin_gemm, vq_stats,
+// vq_ema_update in tests/op_cases.h, which tests/vq_test.cpp and vq_ema_test.cpp name too.
+//
 // Select the device with LATENT_BENCH_DEVICE=cuda (SIMT without a GPU) or cpu; on cpu only the
 // reference loops run (the cuda variants report an error row).
 #include <cmath>
@@ -27,6 +30,7 @@
 #include "backends/registry.h"
 #include "backends/vq.h"
 #include "bench_util.h"
+#include "tests/op_cases.h"
 
 namespace latent::bench {
 namespace {
@@ -41,14 +45,7 @@ bool need_cuda(benchmark::State& state) {
 
 // ------------------------------------------------------------------ argmin
 void argmin_sizes(benchmark::internal::Benchmark* b) {
-  if (on_gpu()) {
-    for (std::int64_t n : {4096, 65536, 262144})
-      for (std::int64_t k : {512, 1024, 8192, 16384})
-        for (std::int64_t d : {8, 32, 64, 256}) b->Args({n, k, d});
-  } else {
-    for (std::int64_t k : {512, 1024})
-      for (std::int64_t d : {8, 32}) b->Args({4096, k, d});
-  }
+  for (const cases::Vq& v : cases::vq_argmin_bench_suite(on_gpu())) b->Args({v.N, v.K, v.D});
   b->ArgNames({"N", "K", "D"})->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
@@ -68,15 +65,16 @@ void run_argmin(benchmark::State& state, VqArgminAlgorithm algorithm, bool cpu_r
   const Tensor z = uniform({N, D}, -1.0, 1.0, gen, DType::f32, device);
   const Tensor codes = uniform({K, D}, -1.0, 1.0, gen, DType::f32, device);
   const Tensor indices = empty({N}, DType::i32, device);
-  double bytes = 4.0 * (N * D + K * D + N);
-  if (algorithm == VqArgminAlgorithm::gemm) bytes += 8.0 * N * K;
-  time_on_device(state, bytes, [&] {
+  const cases::Vq v{N, K, D};
+  const cases::Cost cost = algorithm == VqArgminAlgorithm::gemm ? cases::vq_argmin_gemm(v, DType::f32)
+                                                                : cases::vq_argmin(v, DType::f32);
+  time_on_device(state, cost.bytes, [&] {
     VqArgminOptions options;
     options.algorithm = algorithm;
     backend::lookup<backend::VqTable>(cpu_reference ? Device::cpu() : device)
         .argmin(z, codes, indices, Tensor(), options);
   });
-  const double flops = 2.0 * N * K * D + 3.0 * N * K;
+  const double flops = cost.flops;
   state.counters["FLOP/s"] =
       benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
   if (on_gpu()) {
@@ -100,9 +98,8 @@ void stats_sizes(benchmark::internal::Benchmark* b) {
   const std::vector<std::int64_t> rows =
       on_gpu() ? std::vector<std::int64_t>{65536, 262144, 1048576} : std::vector<std::int64_t>{65536};
   for (std::int64_t n : rows)
-    for (auto [k, d] : {std::pair<std::int64_t, std::int64_t>{512, 16}, {1024, 8}, {512, 64},
-                        {8192, 64}})
-      for (std::int64_t spread : {0, 1}) b->Args({n, k, d, spread});
+    for (const cases::Vq& v : cases::vq_stats_bench_codebooks(n))
+      for (std::int64_t spread : {0, 1}) b->Args({v.N, v.K, v.D, spread});
   b->ArgNames({"N", "K", "D", "spread"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 
@@ -128,8 +125,7 @@ void run_stats(benchmark::State& state, VqStatsAlgorithm algorithm) {
     indices = uniform({N}, 0.0, static_cast<double>(K), gen, DType::f32).to(DType::i32).to(device);
   }
   const Tensor counts = empty({K}, DType::i32, device), sums = empty({K, D}, DType::f32, device);
-  const double bytes = 4.0 * (N * D + N + K * D + K);
-  time_on_device(state, bytes, [&] {
+  time_on_device(state, cases::vq_stats({N, K, D}, DType::f32).bytes, [&] {
     backend::lookup<backend::VqTable>(device).code_stats(z, indices, counts, sums, algorithm);
   });
 }
@@ -154,7 +150,8 @@ void BM_vq_stats_copy(benchmark::State& state) {
   Generator gen(3);
   const Tensor src = rand({N * D}, gen, DType::f32, bench_device());
   const Tensor dst = empty({N * D}, DType::f32, bench_device());
-  time_on_device(state, 8.0 * N * D, [&] { bench_backend().copy(src, dst); });
+  time_on_device(state, cases::copy(N * D, DType::f32, DType::f32).bytes,
+                 [&] { bench_backend().copy(src, dst); });
 }
 
 // ------------------------------------------------------------------ EMA update
@@ -168,8 +165,7 @@ void BM_vq_ema_update(benchmark::State& state) {
   const Tensor counts = full({K}, 3.0, DType::i32, device);
   const Tensor sums = uniform({K, D}, -1.0, 1.0, gen, DType::f32, device);
   // Per element: read M and m, write M and E; per code: read N and n, write N (and re-read N).
-  const double bytes = 4.0 * (4.0 * K * D + 4.0 * K);
-  time_on_device(state, bytes, [&] {
+  time_on_device(state, cases::vq_ema_update(K, D, DType::f32).bytes, [&] {
     backend::lookup<backend::VqTable>(device)
         .ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5);
   });

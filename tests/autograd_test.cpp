@@ -1,6 +1,7 @@
 // The autograd engine: accumulation, shared inputs, no_grad, detach, graph release, deep
 // graphs, nodes with several outputs and the errors of misuse. Per-op derivative rules are
-// checked in ops_test.cpp.
+// checked in the kernel tests
+// (elementwise_test.cpp, reduce_test.cpp, gemm_test.cpp, …).
 #include <gtest/gtest.h>
 
 #include <cmath>

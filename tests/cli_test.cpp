@@ -13,6 +13,8 @@
 
 #include "cli_util.h"
 #include "latent/latent.h"
+#include "tests/op_harness.h"
+#include "tests/synthetic_data.h"
 
 #ifdef LATENT_CLI_PATH
 
@@ -24,25 +26,9 @@ using namespace latent;
 using CommandResult = test::CliRun;
 const auto run_cli = test::run_latent;
 
-// A dataset of smooth random blobs in [0, 1]: enough structure for an autoencoder to learn.
-Dataset blobs(std::int64_t n, std::uint64_t seed) {
-  Generator gen(seed);
-  const Tensor coarse = rand({n, 1, 7, 7}, gen);
-  Tensor images = zeros({n, 1, 28, 28});
-  {
-    NoGradGuard no_grad;
-    // Nearest-neighbour upsampling 7 -> 28 with plain loops.
-    const auto c = coarse.to_vector<float>();
-    std::vector<float> out(static_cast<std::size_t>(n) * 784);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (int y = 0; y < 28; ++y)
-        for (int x = 0; x < 28; ++x) out[i * 784 + y * 28 + x] = c[i * 49 + (y / 4) * 7 + x / 4];
-    images = from_vector(out, {n, 1, 28, 28});
-  }
-  std::vector<std::int32_t> labels(n);
-  for (std::int64_t i = 0; i < n; ++i) labels[i] = static_cast<std::int32_t>(i % 10);
-  return {images, from_vector(labels, {n})};
-}
+// Smooth random blobs in [0, 1] (tests/synthetic_data.h): enough structure for an
+// autoencoder to learn.
+using test::smooth_images;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -52,7 +38,7 @@ class CliTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "data");
-    write_fashion_mnist_like((dir_ / "data").string(), blobs(96, 1), blobs(40, 2));
+    write_fashion_mnist_like((dir_ / "data").string(), smooth_images(96, 1), smooth_images(40, 2));
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -148,9 +134,7 @@ TEST_F(CliTest, OpMatmulAndConv2dOnNpyFiles) {
 
 TEST_F(CliTest, TrainsOnTheCudaDevice) {
   // The GPU when there is one; in the default build the SIMT executor runs the same kernels.
-  if (!backend_available(DeviceType::cuda)) {
-    GTEST_SKIP() << "nvcc build without a GPU: the cuda device needs a GPU here";
-  }
+  LATENT_SKIP_WITHOUT_CUDA();
   const CommandResult r = run_cli(
       "train --device cuda --steps 3 --batch-size 8 --hidden-channels 4 --latent-channels 2 "
       "--data-dir " + (dir_ / "data").string() + " --out " + (dir_ / "gpu").string());

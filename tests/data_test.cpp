@@ -18,6 +18,7 @@
 #include "latent/io.h"
 #include "latent/ops.h"
 #include "test_util.h"
+#include "tests/synthetic_data.h"
 
 namespace latent {
 namespace {
@@ -30,16 +31,7 @@ class DataTempDir : public test::TempDirTest {
 };
 
 // n images of size h x w whose pixel values are exact multiples of 1/255, labels i % 10.
-Dataset tiny_dataset(std::int64_t n, std::int64_t h, std::int64_t w, std::uint64_t seed) {
-  Generator gen(seed);
-  Dataset d{empty({n, 1, h, w}), empty({n}, DType::i32)};
-  float* pixels = d.images.data<float>();
-  for (std::int64_t i = 0; i < d.images.numel(); ++i)
-    pixels[i] = static_cast<float>(gen.next_int(256)) / 255.0f;
-  std::int32_t* labels = d.labels.data<std::int32_t>();
-  for (std::int64_t i = 0; i < n; ++i) labels[i] = static_cast<std::int32_t>(i % 10);
-  return d;
-}
+using test::quantized_images;
 
 void expect_same_dataset(const Dataset& a, const Dataset& b) {
   EXPECT_EQ(a.images.shape(), b.images.shape());
@@ -74,7 +66,7 @@ class ScopedEnv {
 using DataIdx = DataTempDir;
 
 TEST_F(DataIdx, RoundTripGzipAndPlain) {
-  const Dataset d = tiny_dataset(7, 5, 4, 1);
+  const Dataset d = quantized_images(7, 5, 4, 1);
   for (const char* suffix : {".gz", ""}) {
     SCOPED_TRACE(suffix);
     const std::string images = path(std::string("img") + suffix);
@@ -121,7 +113,7 @@ TEST_F(DataIdx, MalformedFilesAreErrorsNamingTheFile) {
 }
 
 TEST_F(DataIdx, BrokenGzipStreamsAreErrors) {
-  const Dataset d = tiny_dataset(50, 28, 28, 2);
+  const Dataset d = quantized_images(50, 28, 28, 2);
   save_idx_images(path("good.gz"), d.images);
   const std::string gz = read_file(path("good.gz"));
 
@@ -135,7 +127,7 @@ TEST_F(DataIdx, BrokenGzipStreamsAreErrors) {
 }
 
 TEST_F(DataIdx, MismatchedCountsAndBadValues) {
-  const Dataset a = tiny_dataset(4, 3, 3, 3);
+  const Dataset a = quantized_images(4, 3, 3, 3);
   save_idx_images(path("img"), a.images);
   save_idx_labels(path("lab"), a.labels.narrow(0, 0, 3));
   EXPECT_LATENT_ERROR(load_idx_dataset(path("img"), path("lab")), path("img"), path("lab"),
@@ -151,8 +143,8 @@ TEST_F(DataIdx, MismatchedCountsAndBadValues) {
 using FashionMnist = DataTempDir;
 
 TEST_F(FashionMnist, ReadsAGeneratedDirectoryAndTheEnvironmentOverride) {
-  const Dataset train = tiny_dataset(12, 28, 28, 4);
-  const Dataset test = tiny_dataset(5, 28, 28, 5);
+  const Dataset train = quantized_images(12, 28, 28, 4);
+  const Dataset test = quantized_images(5, 28, 28, 5);
   const std::string dir = path("fmnist");  // created by the writer
   write_fashion_mnist_like(dir, train, test);
   for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -167,7 +159,7 @@ TEST_F(FashionMnist, ReadsAGeneratedDirectoryAndTheEnvironmentOverride) {
 }
 
 TEST_F(FashionMnist, UncompressedFilesAreFoundToo) {
-  const Dataset d = tiny_dataset(3, 28, 28, 6);
+  const Dataset d = quantized_images(3, 28, 28, 6);
   save_idx_images(path("t10k-images-idx3-ubyte"), d.images);
   save_idx_labels(path("t10k-labels-idx1-ubyte"), d.labels);
   expect_same_dataset(d, load_fashion_mnist("test", dir_.string()));
@@ -185,7 +177,7 @@ TEST_F(FashionMnist, MissingFilesAndBadSplitsAreClearErrors) {
 }
 
 TEST_F(FashionMnist, LabelsOutsideTheTenClassesAreRejected) {
-  Dataset d = tiny_dataset(3, 28, 28, 7);
+  Dataset d = quantized_images(3, 28, 28, 7);
   d.labels.data<std::int32_t>()[1] = 12;
   write_fashion_mnist_like(path("d"), d, d);
   EXPECT_LATENT_ERROR(load_fashion_mnist("test", path("d")), "label 12", "t10k-labels");

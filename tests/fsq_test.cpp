@@ -3,6 +3,7 @@
 // every index of several implicit codebooks round-tripped; rounding boundaries; the
 // straight-through gradient against finite differences of the bound; the cuda backend (the
 // SIMT executor in CI) against cpu bit for bit; bad input; the FSQ autoencoder and the CLI.
+// The kernel cases run through the op harness (tests/op_harness.h) on every device.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,18 +16,22 @@
 #include <string>
 #include <vector>
 
-#include "backends/device.h"
-#include "backends/registry.h"
 #include "cli_util.h"
 #include "latent/latent.h"
-#include "test_util.h"
+#include "tests/op_harness.h"
+#include "tests/synthetic_data.h"
 #include "tools/train/pictures.h"
 #include "tools/train/train.h"
 
 namespace latent {
 namespace {
 
+using test::check_op;
+using test::devices;
+using test::Expected;
 using test::identical;
+using test::OpCase;
+using test::Tensors;
 using test::values_of;
 using Levels = std::vector<std::int64_t>;
 
@@ -107,13 +112,10 @@ const std::vector<Levels>& level_sets() {
   return sets;
 }
 
-std::vector<Device> devices() {
-  std::vector<Device> d = {Device::cpu()};
-  if (backend_available(DeviceType::cuda)) d.push_back(Device::cuda(0));
-  return d;
+std::string levels_str(const Levels& levels, bool symmetric, DType dtype) {
+  return "levels " + testing::PrintToString(levels) + (symmetric ? " symmetric " : " ") +
+         dtype_name(dtype);
 }
-
-bool cuda_is_simulated() { return backend_is_simulated(DeviceType::cuda); }
 
 // ------------------------------------------------------------------ codebook and indices
 
@@ -126,41 +128,44 @@ TEST(FsqCodebook, SizeIsTheProductOfTheLevels) {
 }
 
 TEST(FsqCodebook, EveryIndexRoundTripsThroughItsCode) {
-  for (const Device device : devices()) {
-    for (const Levels& levels : level_sets()) {
-      for (const bool symmetric : {false, true}) {
-        for (const DType dtype : {DType::f32, DType::f64}) {
-          SCOPED_TRACE(device.str() + " levels " + testing::PrintToString(levels) +
-                       (symmetric ? " symmetric " : " ") + dtype_name(dtype));
-          const FsqOptions options = with_symmetric(symmetric);
-          const std::int64_t n = codebook_size(levels), d = levels.size();
-          const Tensor indices = arange(n, DType::i32, device);
-          // index → code, against the reference, exactly.
-          const Tensor codes = fsq_indices_to_codes(indices, levels, options, dtype);
-          ASSERT_EQ(codes.shape(), (Shape{n, d}));
-          std::vector<double> expected(n * d);
-          for (std::int64_t i = 0; i < n; ++i) {
-            const auto digits = digits_of(i, levels);
-            for (std::int64_t c = 0; c < d; ++c) {
-              const double v = Channel{levels[c], symmetric}.code(digits[c]);
-              expected[i * d + c] = dtype == DType::f32 ? static_cast<float>(v) : v;
-            }
-          }
-          ASSERT_TRUE(test::all_close(codes, expected, 0.0, 0.0));
-          // code → index.
-          ASSERT_TRUE(identical(fsq_codes_to_indices(codes, levels, options), indices));
-          // z inside each code's cell → the same code and index from the fused kernel.
+  for (const Levels& levels : level_sets()) {
+    for (const bool symmetric : {false, true}) {
+      for (const DType dtype : {DType::f32, DType::f64}) {
+        const FsqOptions options = with_symmetric(symmetric);
+        const std::int64_t n = codebook_size(levels), d = levels.size();
+        OpCase c;
+        c.name = "every index of " + levels_str(levels, symmetric, dtype);
+        // Every index, and a z inside each code's cell.
+        c.inputs = [&](Generator&) {
           std::vector<double> z(n * d);
           for (std::int64_t i = 0; i < n; ++i) {
             const auto digits = digits_of(i, levels);
-            for (std::int64_t c = 0; c < d; ++c)
-              z[i * d + c] = Channel{levels[c], symmetric}.z_in_level(digits[c], 0.25 * ((i + c) % 3 - 1));
+            for (std::int64_t ch = 0; ch < d; ++ch)
+              z[i * d + ch] = Channel{levels[ch], symmetric}.z_in_level(digits[ch], 0.25 * ((i + ch) % 3 - 1));
           }
-          const FsqOutput q =
-              fsq_quantize(from_vector(z, {n, d}).to(dtype).to(device), levels, options);
-          ASSERT_TRUE(identical(q.indices, indices));
-          ASSERT_TRUE(identical(q.codes, codes));
-        }
+          return Tensors{arange(n, DType::i32), from_vector(z, {n, d}).to(dtype)};
+        };
+        c.op = [&](const Tensors& in) {
+          const Tensor codes = fsq_indices_to_codes(in[0], levels, options, dtype);  // index → code
+          const FsqOutput q = fsq_quantize(in[1], levels, options);  // the fused kernel
+          return Tensors{codes, fsq_codes_to_indices(codes, levels, options), q.indices, q.codes};
+        };
+        // index → code, against the reference, exactly; code → index; z in its cell → both.
+        c.reference = [&](const Tensors& in) {
+          Expected codes{std::vector<double>(n * d), {}, Shape{n, d}, dtype};
+          for (std::int64_t i = 0; i < n; ++i) {
+            const auto digits = digits_of(i, levels);
+            for (std::int64_t ch = 0; ch < d; ++ch) {
+              const double v = Channel{levels[ch], symmetric}.code(digits[ch]);
+              codes.values[i * d + ch] = dtype == DType::f32 ? static_cast<float>(v) : v;
+            }
+          }
+          const Expected indices{values_of(in[0]), {}, Shape{n}, DType::i32};
+          return std::vector<Expected>{codes, indices, indices, codes};
+        };
+        c.tolerance = test::every_dtype(test::exact());
+        c.cost = cases::fsq_decode(n, d, dtype);
+        EXPECT_TRUE(check_op(c));
       }
     }
   }
@@ -176,119 +181,157 @@ TEST(FsqCodebook, IndexBasisPutsTheFirstChannelLowest) {
 // ------------------------------------------------------------------ the forward
 
 TEST(FsqQuantize, CodesStayOnTheGridAndMatchTheReference) {
-  Generator gen(11);
-  for (const Device device : devices()) {
-    for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{7, 6}, Levels{2, 3, 4, 5}}) {
-      for (const bool symmetric : {false, true}) {
-        for (const DType dtype : {DType::f32, DType::f64}) {
-          SCOPED_TRACE(device.str() + " levels " + testing::PrintToString(levels) +
-                       (symmetric ? " symmetric " : " ") + dtype_name(dtype));
-          const std::int64_t rows = 20011, d = levels.size();
-          const Tensor z = mul(randn({rows, d}, gen, dtype), 2.0).to(device);
-          const FsqOutput q = fsq_quantize(z, levels, with_symmetric(symmetric));
-          ASSERT_EQ(q.indices.shape(), (Shape{rows}));
-          ASSERT_EQ(q.indices.dtype(), DType::i32);
-          const std::vector<double> zv = values_of(z), cv = values_of(q.codes),
-                                    iv = values_of(q.indices);
+  for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{7, 6}, Levels{2, 3, 4, 5}}) {
+    for (const bool symmetric : {false, true}) {
+      for (const DType dtype : {DType::f32, DType::f64}) {
+        const std::int64_t rows = 20011, d = levels.size();
+        OpCase c;
+        c.name = "fsq_quantize [20011, d] of 2·N(0, 1), " + levels_str(levels, symmetric, dtype);
+        c.seed = 11;
+        c.inputs = [&](Generator& g) { return Tensors{mul(randn({rows, d}, g, dtype), 2.0)}; };
+        c.op = [&](const Tensors& in) {
+          const FsqOutput q = fsq_quantize(in[0], levels, with_symmetric(symmetric));
+          // Codes and indices are two views of the same thing.
+          return Tensors{q.codes, q.indices,
+                         fsq_indices_to_codes(q.indices, levels, with_symmetric(symmetric), dtype),
+                         fsq_codes_to_indices(q.codes, levels, with_symmetric(symmetric))};
+        };
+        c.verify = [&](const Tensors& in, const Tensors& out, Device) -> ::testing::AssertionResult {
+          const Tensor& indices = out[1];
+          if (indices.shape() != Shape{rows} || indices.dtype() != DType::i32)
+            return ::testing::AssertionFailure() << "indices " << shape_str(indices.shape());
+          const std::vector<double> zv = values_of(in[0]), cv = values_of(out[0]), iv = values_of(indices);
           std::int64_t near_boundary = 0;
           for (std::int64_t r = 0; r < rows; ++r) {
             std::int64_t index = 0, place = 1;
-            for (std::int64_t c = 0; c < d; ++c) {
-              const Channel ch{levels[c], symmetric};
+            for (std::int64_t ch = 0; ch < d; ++ch) {
+              const Channel chan{levels[ch], symmetric};
               // On the grid: the code is exactly the code of some level.
-              const double v = cv[r * d + c];
-              ASSERT_GE(v, -1.0);
-              ASSERT_LE(v, 1.0);
+              const double v = cv[r * d + ch];
+              if (!(v >= -1.0 && v <= 1.0)) return ::testing::AssertionFailure() << "code " << v;
               std::int64_t digit = -1;
-              for (std::int64_t k = 0; k < ch.L; ++k) {
-                const double g = dtype == DType::f32 ? static_cast<float>(ch.code(k)) : ch.code(k);
+              for (std::int64_t k = 0; k < chan.L; ++k) {
+                const double g = dtype == DType::f32 ? static_cast<float>(chan.code(k)) : chan.code(k);
                 if (g == v) digit = k;
               }
-              ASSERT_GE(digit, 0) << "code " << v << " is not a level of L = " << ch.L;
+              if (digit < 0)
+                return ::testing::AssertionFailure() << "code " << v << " is not a level of L = " << chan.L;
               index += digit * place;
-              place *= ch.L;
+              place *= chan.L;
               // The reference agrees except within float rounding of a boundary.
-              const double b = ch.bound(zv[r * d + c]);
+              const double b = chan.bound(zv[r * d + ch]);
               const double to_edge = std::abs(b - (symmetric ? std::round(b) : std::floor(b) + 0.5));
               if (to_edge < 1e-5) {
                 ++near_boundary;
-              } else {
-                ASSERT_EQ(digit, ch.digit(zv[r * d + c])) << "z " << zv[r * d + c];
+              } else if (digit != chan.digit(zv[r * d + ch])) {
+                return ::testing::AssertionFailure() << "z " << zv[r * d + ch] << ": digit " << digit
+                                                     << ", want " << chan.digit(zv[r * d + ch]);
               }
             }
-            ASSERT_EQ(iv[r], index);
+            if (iv[r] != index)
+              return ::testing::AssertionFailure() << "row " << r << ": index " << iv[r] << ", want " << index;
           }
-          EXPECT_LT(near_boundary, 10);
-          // Codes and indices are two views of the same thing.
-          EXPECT_TRUE(identical(fsq_indices_to_codes(q.indices, levels, with_symmetric(symmetric), dtype),
-                                q.codes));
-          EXPECT_TRUE(identical(fsq_codes_to_indices(q.codes, levels, with_symmetric(symmetric)),
-                                q.indices));
-        }
+          if (!(near_boundary < 10))
+            return ::testing::AssertionFailure() << near_boundary << " values near a boundary";
+          const ::testing::AssertionResult codes_back = identical(out[2], out[0]);
+          if (!codes_back) return codes_back;
+          return identical(out[3], out[1]);
+        };
+        c.cost = cases::fsq_quantize(rows, d, dtype);
+        EXPECT_TRUE(check_op(c));
       }
     }
   }
 }
 
 TEST(FsqQuantize, ValuesOnEitherSideOfEveryRoundingBoundary) {
-  for (const Device device : devices()) {
-    for (const bool symmetric : {false, true}) {
-      for (const std::int64_t L : {2, 3, 4, 5, 7, 8, 16}) {
-        SCOPED_TRACE(device.str() + " L " + std::to_string(L) + (symmetric ? " symmetric" : ""));
-        const Channel ch{L, symmetric};
-        std::vector<double> z;
-        std::vector<std::int32_t> expected;
-        for (std::int64_t k = 0; k + 1 < L; ++k) {
-          // The boundary between levels k and k + 1.
-          const double edge = symmetric ? ch.z_of_bound(static_cast<double>(k + 1))
-                                        : ch.z_of_bound(static_cast<double>(k - ch.h()) + 0.5);
-          z.insert(z.end(), {edge - 1e-7, edge + 1e-7});
-          expected.insert(expected.end(), {static_cast<std::int32_t>(k), static_cast<std::int32_t>(k + 1)});
-        }
-        const std::int64_t n = static_cast<std::int64_t>(z.size());
-        const FsqOutput q = fsq_quantize(from_vector(z, {n, 1}).to(device), {L}, with_symmetric(symmetric));
-        EXPECT_TRUE(identical(q.indices.to(Device::cpu()), from_vector(expected, {n})));
+  for (const bool symmetric : {false, true}) {
+    for (const std::int64_t L : {2, 3, 4, 5, 7, 8, 16}) {
+      const Channel ch{L, symmetric};
+      std::vector<double> z;
+      std::vector<double> expected;
+      for (std::int64_t k = 0; k + 1 < L; ++k) {
+        // The boundary between levels k and k + 1.
+        const double edge = symmetric ? ch.z_of_bound(static_cast<double>(k + 1))
+                                      : ch.z_of_bound(static_cast<double>(k - ch.h()) + 0.5);
+        z.insert(z.end(), {edge - 1e-7, edge + 1e-7});
+        expected.insert(expected.end(), {static_cast<double>(k), static_cast<double>(k + 1)});
       }
+      const std::int64_t n = static_cast<std::int64_t>(z.size());
+      OpCase c;
+      c.name = "fsq_quantize either side of every boundary, L " + std::to_string(L) +
+               (symmetric ? " symmetric" : "");
+      c.inputs = [&](Generator&) { return Tensors{from_vector(z, {n, 1})}; };
+      c.op = [&](const Tensors& in) {
+        return Tensors{fsq_quantize(in[0], {L}, with_symmetric(symmetric)).indices};
+      };
+      c.reference = [&](const Tensors&) { return std::vector<Expected>{{expected, {}, Shape{n}, DType::i32}}; };
+      c.cost = cases::fsq_quantize(n, 1, DType::f64);
+      EXPECT_TRUE(check_op(c));
     }
   }
 }
 
 TEST(FsqQuantize, ZeroExtremesAndNaN) {
   const double inf = std::numeric_limits<double>::infinity();
-  for (const Device device : devices()) {
-    SCOPED_TRACE(device.str());
-    // The atanh shift puts z = 0 on code 0 for even L too (standard variant).
-    const Levels levels = {2, 3, 4, 5, 8};
-    const FsqOutput zero = fsq_quantize(zeros({1, 5}, DType::f32, device), levels);
-    EXPECT_TRUE(test::all_close(zero.codes, {0, 0, 0, 0, 0}, 0.0));
-    // ±1e30 and ±inf land on the end levels; NaN has no level: an error naming the element.
-    for (const DType dtype : {DType::f32, DType::f64}) {
-      const Tensor z = from_vector<double>({1e30, -1e30, inf, -inf}, {4, 1}).to(dtype).to(device);
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    OpCase c;
+    c.name = std::string("fsq_quantize of 0, ±1e30, ±inf ") + dtype_name(dtype);
+    c.inputs = [&](Generator&) {
+      return Tensors{zeros({1, 5}, DType::f32),
+                     from_vector<double>({1e30, -1e30, inf, -inf}, {4, 1}).to(dtype),
+                     from_vector<double>({inf, -inf}, {2, 1})};
+    };
+    c.op = [](const Tensors& in) {
+      // The atanh shift puts z = 0 on code 0 for even L too (standard variant).
+      const FsqOutput zero = fsq_quantize(in[0], {2, 3, 4, 5, 8});
+      Tensors out{zero.codes};
+      // ±1e30 and ±inf land on the end levels.
       for (const bool symmetric : {false, true}) {
-        const FsqOutput q = fsq_quantize(z, {7}, with_symmetric(symmetric));
-        EXPECT_TRUE(test::all_close(q.indices, {6, 0, 6, 0}, 0.0));
-        EXPECT_TRUE(test::all_close(q.codes, {1, -1, 1, -1}, 0.0));
+        const FsqOutput q = fsq_quantize(in[1], {7}, with_symmetric(symmetric));
+        out.push_back(q.indices);
+        out.push_back(q.codes);
       }
+      // Beyond 1000 levels ε·(L − 1)/2 exceeds ½: the clamp keeps the top level in range.
+      out.push_back(fsq_quantize(in[2], {2001}).indices);
+      return out;
+    };
+    c.reference = [](const Tensors&) {
+      const Expected indices{{6, 0, 6, 0}}, codes{{1, -1, 1, -1}};
+      return std::vector<Expected>{{{0, 0, 0, 0, 0}}, indices, codes, indices, codes, {{2000, 0}}};
+    };
+    c.tolerance = test::every_dtype(test::exact());
+    c.cost = cases::fsq_quantize(4, 1, dtype);
+    EXPECT_TRUE(check_op(c));
+  }
+  // NaN has no level: an error naming the op, the tensor and the first NaN's element, raised
+  // inside the quantize pass (on cuda at the next check point, as every device-side check).
+  for (const Device device : test::devices()) {
+    for (const DType dtype : {DType::f32, DType::f64}) {
+      SCOPED_TRACE(device.str() + " " + dtype_name(dtype));
       const Tensor with_nan =
           from_vector<double>({0.5, 1e30, -inf, NAN, NAN, 0.0}, {3, 2}).to(dtype).to(device);
       EXPECT_LATENT_ERROR(fsq_quantize(with_nan, {7, 5}), "fsq_quantize", "z [3, 2]",
                           "NaN at element 3");
     }
-    // Beyond 1000 levels ε·(L − 1)/2 exceeds ½: the clamp keeps the top level in range.
-    const FsqOutput big = fsq_quantize(from_vector<double>({inf, -inf}, {2, 1}).to(device), {2001});
-    EXPECT_TRUE(test::all_close(big.indices, {2000, 0}, 0.0));
   }
 }
 
 TEST(FsqQuantize, CodesOffTheGridSnapToTheNearestLevelTiesToEven) {
-  for (const Device device : devices()) {
-    // L = 5 (h = 2): code·h = 0.5 → 0, 1.5 → 2, −0.5 → 0, −1.5 → −2, 0.3 → 1 … as rint does.
-    const Tensor codes = from_vector<double>({0.25, 0.75, -0.25, -0.75, 0.15, 0.3, 7.0, -7.0}, {8, 1});
-    EXPECT_TRUE(test::all_close(fsq_codes_to_indices(codes.to(device), {5}), {2, 4, 2, 0, 2, 3, 4, 0}, 0.0));
-  }
+  // L = 5 (h = 2): code·h = 0.5 → 0, 1.5 → 2, −0.5 → 0, −1.5 → −2, 0.3 → 1 … as rint does.
+  OpCase c;
+  c.name = "fsq_codes_to_indices off the grid";
+  c.inputs = [](Generator&) {
+    return Tensors{from_vector<double>({0.25, 0.75, -0.25, -0.75, 0.15, 0.3, 7.0, -7.0}, {8, 1})};
+  };
+  c.op = [](const Tensors& in) { return Tensors{fsq_codes_to_indices(in[0], {5})}; };
+  c.reference = [](const Tensors&) { return std::vector<Expected>{{{2, 4, 2, 0, 2, 3, 4, 0}}}; };
+  c.cost = cases::fsq_quantize(8, 1, DType::f64);
+  EXPECT_TRUE(check_op(c));
 }
 
 TEST(FsqQuantize, LeadingDimensionsNonContiguousAndEmptyInputs) {
+  test::PoisonScope poison;
   Generator gen(5);
   for (const Device device : devices()) {
     const Tensor z = randn({2, 3, 7, 4}, gen).to(device);
@@ -316,6 +359,7 @@ TEST(FsqQuantize, LeadingDimensionsNonContiguousAndEmptyInputs) {
 // ------------------------------------------------------------------ the gradient
 
 TEST(FsqGradient, StraightThroughMatchesFiniteDifferencesOfTheBound) {
+  test::PoisonScope poison;
   Generator gen(21);
   for (const Device device : devices()) {
     for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{7, 6, 2}}) {
@@ -358,93 +402,71 @@ TEST(FsqGradient, StraightThroughMatchesFiniteDifferencesOfTheBound) {
 }
 
 TEST(FsqGradient, FlowsThroughLeadingDimensionsAndViews) {
-  Generator gen(4);
-  Tensor grid = randn({2, 3, 5, 5}, gen, DType::f64);
-  grid.requires_grad_();
-  const FsqOutput q = fsq_quantize(grid.permute({0, 2, 3, 1}), {5, 4, 3});
-  sum(q.codes).backward();
-  ASSERT_TRUE(grid.grad().defined());
-  EXPECT_EQ(grid.grad().shape(), grid.shape());
-  // d code/dz = (half/h)·(1 − tanh²(z + shift)) at each element.
-  const std::vector<double> g = values_of(grid.grad()), zv = values_of(grid);
-  const Levels levels = {5, 4, 3};
-  for (std::int64_t i = 0; i < static_cast<std::int64_t>(zv.size()); ++i) {
-    const Channel ch{levels[(i / 25) % 3], false};
-    const double t = std::tanh(zv[i] + ch.shift());
-    EXPECT_NEAR(g[i], ch.half() / ch.h() * (1 - t * t), 1e-14);
+  test::PoisonScope poison;
+  for (const Device device : devices()) {
+    Generator gen(4);
+    Tensor grid = randn({2, 3, 5, 5}, gen, DType::f64).to(device);
+    grid.requires_grad_();
+    const FsqOutput q = fsq_quantize(grid.permute({0, 2, 3, 1}), {5, 4, 3});
+    sum(q.codes).backward();
+    ASSERT_TRUE(grid.grad().defined());
+    EXPECT_EQ(grid.grad().shape(), grid.shape());
+    // d code/dz = (half/h)·(1 − tanh²(z + shift)) at each element.
+    const std::vector<double> g = values_of(grid.grad()), zv = values_of(grid);
+    const Levels levels = {5, 4, 3};
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(zv.size()); ++i) {
+      const Channel ch{levels[(i / 25) % 3], false};
+      const double t = std::tanh(zv[i] + ch.shift());
+      EXPECT_NEAR(g[i], ch.half() / ch.h() * (1 - t * t), 1e-14) << device.str();
+    }
   }
 }
 
 // ------------------------------------------------------------------ cuda against cpu
 
-class FsqBackends : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!backend_available(DeviceType::cuda)) {
-      GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda FSQ tests need a "
-                      "GPU here (the default SIMT build runs them on the CPU)";
-    }
-    backend::set_poison_allocations(Device::cuda(0), true);
-    backend::set_poison_allocations(Device::cpu(), true);
+// Inputs: plain normal draws under SIMT; on a GPU, values inside levels (away from edges).
+Tensor backend_inputs(std::int64_t rows, const Levels& levels, bool symmetric, DType dtype,
+                      Generator& gen) {
+  const std::int64_t d = levels.size();
+  if (!test::cuda_is_gpu()) return mul(randn({rows, d}, gen, dtype), 1.5);
+  const std::vector<double> pick = values_of(rand({rows, d}, gen, DType::f64));
+  const std::vector<double> frac = values_of(uniform({rows, d}, -0.45, 0.45, gen, DType::f64));
+  std::vector<double> z(rows * d);
+  for (std::int64_t i = 0; i < rows * d; ++i) {
+    const Channel ch{levels[i % d], symmetric};
+    z[i] = ch.z_in_level(static_cast<std::int64_t>(pick[i] * ch.L), frac[i]);
   }
-  void TearDown() override {
-    if (backend_available(DeviceType::cuda))
-      backend::set_poison_allocations(Device::cuda(0), false);
-    backend::set_poison_allocations(Device::cpu(), false);
-  }
+  return from_vector(z, {rows, d}).to(dtype);
+}
 
-  // Under SIMT the kernels and the cpu loops share one math library: bitwise equality. A
-  // GPU's tanhf differs by an ulp or two, so there codes and indices are compared exactly on
-  // inputs kept away from rounding boundaries, and gradients with a tolerance.
-  void compare(const Tensor& z_cpu, const Levels& levels, bool symmetric) {
+// fsq_quantize on every device against the cpu backend: codes and indices, both directions
+// of the index map, and the straight-through gradient. Under SIMT the kernels and the cpu
+// loops share one math library: bitwise equality. A GPU's tanhf differs by an ulp or two, so
+// there codes and indices are compared exactly on inputs kept away from rounding boundaries,
+// and gradients with a tolerance.
+OpCase versus_cpu(std::string name, std::uint64_t seed, std::function<Tensors(Generator&)> inputs,
+                  std::function<Tensor(const Tensor&)> view, const Levels& levels, bool symmetric) {
+  OpCase c;
+  c.name = std::move(name);
+  c.seed = seed;
+  c.inputs = std::move(inputs);
+  c.op = [view, levels, symmetric](const Tensors& in) {
     const FsqOptions options = with_symmetric(symmetric);
-    Generator gen(3);
-    const Tensor g_cpu = randn(z_cpu.shape(), gen, z_cpu.dtype());
-    auto run = [&](Device device, Tensor& grad) {
-      Tensor z = z_cpu.to(device).detach();
-      z.requires_grad_();
-      FsqOutput q = fsq_quantize(z, levels, options);
-      q.codes.backward(g_cpu.to(device));
-      grad = z.grad().to(Device::cpu());
-      return FsqOutput{q.codes.detach().to(Device::cpu()), q.indices.to(Device::cpu())};
-    };
-    Tensor grad_cpu, grad_cuda;
-    const FsqOutput a = run(Device::cpu(), grad_cpu), b = run(Device::cuda(0), grad_cuda);
-    EXPECT_TRUE(identical(b.codes, a.codes));
-    EXPECT_TRUE(identical(b.indices, a.indices));
-    if (cuda_is_simulated()) {
-      EXPECT_TRUE(identical(grad_cuda, grad_cpu));
-    } else {
-      EXPECT_TRUE(test::all_close(values_of(grad_cuda), values_of(grad_cpu),
-                                  z_cpu.dtype() == DType::f32 ? 1e-5 : 1e-12, 1e-6));
-    }
-    // Both directions of the index map.
-    const Tensor idx = a.indices.to(Device::cuda(0));
-    EXPECT_TRUE(identical(fsq_indices_to_codes(idx, levels, options, z_cpu.dtype()).to(Device::cpu()),
-                          fsq_indices_to_codes(a.indices, levels, options, z_cpu.dtype())));
-    EXPECT_TRUE(identical(fsq_codes_to_indices(a.codes.to(Device::cuda(0)), levels, options)
-                              .to(Device::cpu()),
-                          a.indices));
-  }
+    const Tensor z = view(in[0]);
+    const FsqOutput q = fsq_quantize(z, levels, options);
+    return Tensors{q.codes, q.indices,
+                   fsq_indices_to_codes(q.indices, levels, options, z.dtype()),
+                   fsq_codes_to_indices(q.codes.detach(), levels, options)};
+  };
+  c.tolerance = test::every_dtype(test::exact());
+  c.gradients = true;
+  c.gpu_gradient_tolerance = test::per_dtype(test::near(1e-6, 1e-5), test::near(1e-6, 1e-12));
+  return c;
+}
 
-  // Inputs: plain normal draws under SIMT; on a GPU, values inside levels (away from edges).
-  Tensor inputs(std::int64_t rows, const Levels& levels, bool symmetric, DType dtype,
-                Generator& gen) {
-    const std::int64_t d = levels.size();
-    if (cuda_is_simulated()) return mul(randn({rows, d}, gen, dtype), 1.5);
-    const std::vector<double> pick = values_of(rand({rows, d}, gen, DType::f64));
-    const std::vector<double> frac = values_of(uniform({rows, d}, -0.45, 0.45, gen, DType::f64));
-    std::vector<double> z(rows * d);
-    for (std::int64_t i = 0; i < rows * d; ++i) {
-      const Channel ch{levels[i % d], symmetric};
-      z[i] = ch.z_in_level(static_cast<std::int64_t>(pick[i] * ch.L), frac[i]);
-    }
-    return from_vector(z, {rows, d}).to(dtype);
-  }
-};
+Tensor as_is(const Tensor& z) { return z; }
 
-TEST_F(FsqBackends, CudaMatchesCpuOnOddSizes) {
-  Generator gen(17);
+TEST(FsqBackends, CudaMatchesCpuOnOddSizes) {
   for (const Levels& levels : {Levels{8, 5, 5, 5}, Levels{8, 6, 5}, Levels{7, 5, 5, 5, 5}, Levels{3}}) {
     const std::int64_t d = levels.size();
     // Rows around a warp and a tile (128 rows), and about a million elements.
@@ -453,42 +475,53 @@ TEST_F(FsqBackends, CudaMatchesCpuOnOddSizes) {
       for (const bool symmetric : {false, true}) {
         for (const DType dtype : {DType::f32, DType::f64}) {
           if (rows > 1000 && (dtype == DType::f64 || symmetric) && d != 4) continue;  // keep it short
-          SCOPED_TRACE("levels " + testing::PrintToString(levels) + " rows " +
-                       std::to_string(rows) + (symmetric ? " symmetric " : " ") + dtype_name(dtype));
-          compare(inputs(rows, levels, symmetric, dtype, gen), levels, symmetric);
+          OpCase c = versus_cpu(
+              "fsq_quantize " + std::to_string(rows) + " rows, " + levels_str(levels, symmetric, dtype),
+              17, [&](Generator& g) { return Tensors{backend_inputs(rows, levels, symmetric, dtype, g)}; },
+              as_is, levels, symmetric);
+          c.cost = cases::fsq_quantize(rows, d, dtype);
+          EXPECT_TRUE(check_op(c));
         }
       }
     }
   }
 }
 
-TEST_F(FsqBackends, MisalignedAndStridedInputsTakeTheScalarPath) {
-  Generator gen(8);
+TEST(FsqBackends, MisalignedAndStridedInputsTakeTheScalarPath) {
   const Levels levels = {8, 5, 5, 5};
   // One element past a 16-byte boundary: the tile loads cannot be vectorized.
-  const Tensor buffer = inputs(1001, levels, false, DType::f32, gen).reshape({-1});
-  const Tensor shifted = buffer.narrow(0, 1, 1000 * 4).reshape({1000, 4});
-  compare(shifted, levels, false);
-  const Tensor shifted_cuda = buffer.to(Device::cuda(0)).narrow(0, 1, 4000).reshape({1000, 4});
-  EXPECT_TRUE(identical(fsq_quantize(shifted_cuda, levels).codes.to(Device::cpu()),
-                        fsq_quantize(shifted, levels).codes));
+  OpCase shifted = versus_cpu(
+      "fsq_quantize of rows one element past a 16-byte boundary", 8,
+      [&](Generator& g) { return Tensors{backend_inputs(1001, levels, false, DType::f32, g).reshape({-1})}; },
+      [](const Tensor& buffer) { return buffer.narrow(0, 1, 1000 * 4).reshape({1000, 4}); }, levels,
+      false);
+  shifted.cost = cases::fsq_quantize(1000, 4, DType::f32);
+  EXPECT_TRUE(check_op(shifted));
   // A transposed view.
-  const Tensor t = inputs(4 * 77, {5}, false, DType::f64, gen).reshape({4, 77}).t();
-  EXPECT_TRUE(identical(fsq_quantize(t.to(Device::cuda(0)), {8, 5, 5, 5}).indices.to(Device::cpu()),
-                        fsq_quantize(t, {8, 5, 5, 5}).indices));
+  OpCase transposed = versus_cpu(
+      "fsq_quantize of a transposed view", 9,
+      [&](Generator& g) { return Tensors{backend_inputs(4 * 77, {5}, false, DType::f64, g).reshape({4, 77})}; },
+      [](const Tensor& z) { return z.t(); }, levels, false);
+  transposed.cost = cases::fsq_quantize(77, 4, DType::f64);
+  EXPECT_TRUE(check_op(transposed));
 }
 
-TEST_F(FsqBackends, RunsAreBitwiseRepeatable) {
+TEST(FsqBackends, RunsAreBitwiseRepeatable) {
+  test::PoisonScope poison;
   Generator gen(2);
-  const Tensor z = randn({5003, 5}, gen).to(Device::cuda(0));
-  const FsqOutput a = fsq_quantize(z, {7, 5, 5, 5, 5}), b = fsq_quantize(z, {7, 5, 5, 5, 5});
-  EXPECT_TRUE(identical(a.codes, b.codes));
-  EXPECT_TRUE(identical(a.indices, b.indices));
+  const Tensor host = randn({5003, 5}, gen);
+  for (const Device device : devices()) {
+    const Tensor z = host.to(device);
+    const FsqOutput a = fsq_quantize(z, {7, 5, 5, 5, 5}), b = fsq_quantize(z, {7, 5, 5, 5, 5});
+    EXPECT_TRUE(identical(a.codes, b.codes)) << device.str();
+    EXPECT_TRUE(identical(a.indices, b.indices)) << device.str();
+  }
 }
 
 // ------------------------------------------------------------------ bad input
 
 TEST(FsqBadInput, LevelsShapesAndDtypesGiveClearErrors) {
+  test::PoisonScope poison;
   for (const Device device : devices()) {
     const Tensor z = zeros({10, 4}, DType::f32, device);
     EXPECT_LATENT_ERROR(fsq_quantize(z, {8, 1, 5, 5}), "fsq_quantize", "at least 2", "[8, 1, 5, 5]");
@@ -522,17 +555,7 @@ TEST(FsqBadInput, LevelsShapesAndDtypesGiveClearErrors) {
 
 // ------------------------------------------------------------------ the model
 
-Dataset smooth_images(std::int64_t n, std::uint64_t seed) {
-  Generator gen(seed);
-  // Bilinear-ish blobs: a 7×7 random field, upsampled 4× by repetition and averaged.
-  const std::vector<float> coarse = rand({n, 1, 7, 7}, gen).to_vector<float>();
-  std::vector<float> pixels(n * 784);
-  for (std::int64_t i = 0; i < n; ++i)
-    for (int y = 0; y < 28; ++y)
-      for (int x = 0; x < 28; ++x) pixels[i * 784 + y * 28 + x] = coarse[i * 49 + (y / 4) * 7 + x / 4];
-  std::vector<std::int32_t> labels(n, 0);
-  return {from_vector(pixels, {n, 1, 28, 28}), from_vector(labels, {n})};
-}
+using test::smooth_images;
 
 TEST(FsqModel, TokensRoundTripAndGradientsReachTheEncoder) {
   Generator gen(1);

@@ -16,6 +16,7 @@
 #include "latent/random.h"
 #include "latent/tensor.h"
 #include "test_util.h"
+#include "tests/op_harness.h"
 
 namespace latent {
 namespace {
@@ -373,7 +374,7 @@ TEST(NnModule, ToDevice) {
   const auto values = weight.to_vector<float>();
   model.to(Device::cpu());  // a no-op
   EXPECT_EQ(weight.impl(), model.decoder->weight.impl());
-  if (!backend_available(DeviceType::cuda)) {
+  if (!test::has_cuda()) {
     std::cout << "[ NOTE ] no CUDA backend: checking that to(cuda) fails cleanly\n";
     expect_error([&] { model.to(Device::cuda()); }, {"cuda"});
     EXPECT_TRUE(weight.device().is_cpu());

@@ -1,6 +1,7 @@
-// Tests of latent::optim: SGD, Adam and AdamW steps against update rules written out here
-// independently in double precision, skipping of parameters without gradients, argument
-// checks, and checkpoints that resume bit-exactly.
+// Tests of latent::optim: SGD steps against the update rule written out here independently
+// in double precision, skipping of parameters without gradients, argument checks, and
+// checkpoints that resume bit-exactly. Adam and AdamW steps (the fused kernel) are in
+// tests/adam_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,33 +18,19 @@
 #include "latent/random.h"
 #include "latent/tensor.h"
 #include "test_util.h"
+#include "tests/reference.h"
 
 namespace latent {
 namespace {
 
+using test::HostAdam;
+using test::kP0;
+using test::toy_backward;
+using test::toy_grad;
+using test::toy_param;
+
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
   EXPECT_TRUE(test::throws_error(f, std::vector<std::string>(parts)));
-}
-
-// The toy objective L(p) = Σ w·p² + u·p, whose gradient is g = 2·w·p + u.
-const std::vector<double> kW = {0.5, 2.0, 1.5, 0.1};
-const std::vector<double> kU = {0.3, -1.0, 0.0, 4.0};
-const std::vector<double> kP0 = {1.0, -0.5, 2.0, 0.25};
-
-std::vector<double> toy_grad(const std::vector<double>& p) {
-  std::vector<double> g(p.size());
-  for (std::size_t i = 0; i < p.size(); ++i) g[i] = 2 * kW[i] * p[i] + kU[i];
-  return g;
-}
-
-// Computes L(p) with autograd and runs backward, filling p.grad().
-void toy_backward(const Tensor& p) {
-  const Tensor w = from_vector(kW, {4}).to(p.dtype()), u = from_vector(kU, {4}).to(p.dtype());
-  sum(add(mul(w, square(p)), mul(u, p))).backward();
-}
-
-Tensor toy_param(DType dtype = DType::f64) {
-  return from_vector(kP0, {4}).to(dtype).requires_grad_();
 }
 
 std::vector<double> values(const Tensor& t) { return t.to(DType::f64).detach().to_vector<double>(); }
@@ -109,90 +96,6 @@ TEST(Sgd, MomentumByHand) {
     opt.step();
   }
   EXPECT_NEAR(p.item(), 0.54, 1e-15);
-}
-
-// ================================================================== Adam and AdamW
-// Reference: torch.optim.Adam / AdamW (amsgrad off).
-struct HostAdam {
-  double lr, beta1, beta2, eps, weight_decay;
-  bool decoupled;
-  std::vector<double> m, v;
-  int t = 0;
-  void step(std::vector<double>& p, std::vector<double> g) {
-    if (m.empty()) m.assign(p.size(), 0.0), v.assign(p.size(), 0.0);
-    ++t;
-    for (std::size_t i = 0; i < p.size(); ++i) {
-      if (decoupled) {
-        p[i] *= 1 - lr * weight_decay;
-      } else {
-        g[i] += weight_decay * p[i];
-      }
-      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-      const double step_size = lr / (1 - std::pow(beta1, t));
-      const double denom = std::sqrt(v[i]) / std::sqrt(1 - std::pow(beta2, t)) + eps;
-      p[i] -= step_size * m[i] / denom;
-    }
-  }
-};
-
-void check_adam(bool decoupled, double lr, optim::Betas betas, double eps, double weight_decay,
-                DType dtype, double tol, int steps = 3) {
-  Tensor p = toy_param(dtype);
-  std::unique_ptr<optim::Optimizer> opt;
-  if (decoupled)
-    opt = std::make_unique<optim::AdamW>(std::vector<Tensor>{p}, lr, betas, eps, weight_decay);
-  else
-    opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, lr, betas, eps, weight_decay);
-  HostAdam ref{lr, betas.beta1, betas.beta2, eps, weight_decay, decoupled, {}, {}};
-  std::vector<double> expected = kP0;
-  for (int step = 1; step <= steps; ++step) {
-    opt->zero_grad();
-    toy_backward(p);
-    opt->step();
-    // The reference takes its gradient at its own double-precision parameter (for float32
-    // that differs from latent's by the parameter's rounding, within tol).
-    ref.step(expected, toy_grad(expected));
-    expect_near(values(p), expected, tol, "step " + std::to_string(step));
-  }
-}
-
-TEST(Adam, ThreeStepsFloat64) { check_adam(false, 0.1, {0.9, 0.999}, 1e-8, 0.0, DType::f64, 1e-13); }
-TEST(Adam, ThreeStepsWithL2Float64) {
-  check_adam(false, 0.05, {0.8, 0.99}, 1e-6, 0.1, DType::f64, 1e-13);
-}
-TEST(Adam, ThreeStepsFloat32) { check_adam(false, 0.1, {0.9, 0.999}, 1e-8, 0.0, DType::f32, 2e-6); }
-TEST(Adam, ManyStepsFloat64) { check_adam(false, 0.01, {0.9, 0.999}, 1e-8, 0.0, DType::f64, 1e-12, 50); }
-TEST(AdamW, ThreeStepsFloat64) { check_adam(true, 0.1, {0.9, 0.999}, 1e-8, 0.05, DType::f64, 1e-13); }
-TEST(AdamW, DefaultWeightDecayFloat32) {
-  check_adam(true, 1e-3, {0.9, 0.999}, 1e-8, 1e-2, DType::f32, 2e-6);
-}
-
-TEST(Adam, FirstStepByHand) {
-  // At t = 1, m̂ = g and v̂ = g², so the step is lr · g / (|g| + ε) ≈ lr · sign(g).
-  Tensor p = from_vector<double>({1.0, -2.0}, {2}).requires_grad_();
-  optim::Adam opt({p}, 0.01);
-  p.set_grad(from_vector<double>({0.5, -3.0}, {2}));
-  opt.step();
-  EXPECT_NEAR(values(p)[0], 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), 1e-15);
-  EXPECT_NEAR(values(p)[1], -2.0 + 0.01 * 3.0 / (3.0 + 1e-8), 1e-15);
-}
-
-TEST(AdamW, DecayIsDecoupledFromTheGradient) {
-  // With a zero gradient Adam's update is 0 and only the decay acts: p ← p·(1 − lr·λ).
-  Tensor p = from_vector<double>({2.0}, {1}).requires_grad_();
-  optim::AdamW opt({p}, 0.1, {0.9, 0.999}, 1e-8, 0.5);
-  for (int i = 0; i < 3; ++i) {
-    p.set_grad(zeros({1}, DType::f64));
-    opt.step();
-  }
-  EXPECT_NEAR(p.item(), 2.0 * std::pow(0.95, 3), 1e-15);
-  // Adam's L2 instead feeds λ·p through the moments: a step of ≈ lr.
-  Tensor q = from_vector<double>({2.0}, {1}).requires_grad_();
-  optim::Adam adam({q}, 0.1, {0.9, 0.999}, 1e-8, 0.5);
-  q.set_grad(zeros({1}, DType::f64));
-  adam.step();
-  EXPECT_NEAR(q.item(), 1.9, 1e-8);
 }
 
 // ================================================================== common behaviour

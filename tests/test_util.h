@@ -25,8 +25,6 @@
 #include <utility>
 #include <vector>
 
-#include "backends/device.h"
-#include "backends/registry.h"
 #include "latent/autograd.h"
 #include "latent/error.h"
 #include "latent/ops.h"
@@ -276,37 +274,6 @@ class TempDirTest : public ::testing::Test {
 
   std::string prefix_;
   std::filesystem::path dir_;
-};
-
-// ------------------------------------------------------------------ cpu and cuda fixtures
-
-// For tests that run on cpu and, where it runs, on cuda (always in the SIMT build): every new
-// allocation is poisoned with NaN bytes while the test runs, so an output element a kernel
-// forgets to write cannot pass. devices() lists where to run; in an nvcc build without a GPU
-// it says once that the cuda half is skipped.
-class CpuAndCudaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    has_cuda_ = backend_available(DeviceType::cuda);
-    if (has_cuda_) backend::set_poison_allocations(Device::cuda(0), true);
-    backend::set_poison_allocations(Device::cpu(), true);
-  }
-  void TearDown() override {
-    if (has_cuda_) backend::set_poison_allocations(Device::cuda(0), false);
-    backend::set_poison_allocations(Device::cpu(), false);
-  }
-  std::vector<Device> devices() const {
-    if (!has_cuda_) {
-      if (!said_skipped_) {
-        std::printf("[  SKIPPED ] the cuda half of this test: no GPU in this nvcc build\n");
-        said_skipped_ = true;
-      }
-      return {Device::cpu()};
-    }
-    return {Device::cpu(), Device::cuda(0)};
-  }
-  bool has_cuda_ = false;
-  mutable bool said_skipped_ = false;
 };
 
 }  // namespace latent::test

@@ -1,7 +1,8 @@
 // The VAE ops (reparameterize, gaussian_kl, the fused reparameterize_kl) on every backend
 // against plain loops and finite differences, the KL against a hand calculation and a
 // Monte-Carlo estimate, bad input, and the VAE model: shapes, schedules, a training smoke
-// test on generated data, the pictures and the CLI.
+// test on generated data, the pictures and the CLI. The kernel cases run through the op
+// harness (tests/op_harness.h) on every device.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -14,13 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "backends/device.h"
-#include "backends/registry.h"
 #include "kernels/philox_normal.cuh"
 #include "cli_util.h"
 #include "latent/latent.h"
 #include "latent/vae.h"
-#include "test_util.h"
+#include "tests/op_harness.h"
+#include "tests/synthetic_data.h"
 #include "tools/train/pictures.h"
 #include "tools/train/train.h"
 
@@ -28,38 +28,17 @@ namespace latent {
 namespace {
 
 using test::all_close;
+using test::check_op;
+using test::devices;
+using test::Expected;
+using test::near;
+using test::OpCase;
+using test::per_dtype;
+using test::Tensors;
 using test::values_of;
 
 const Device kCpu = Device::cpu();
 const Device kCuda = Device::cuda(0);
-
-// The cuda backend runs everywhere in the default build (the SIMT executor); only an nvcc
-// build on a machine without a GPU lacks it.
-bool have_cuda() { return backend_available(DeviceType::cuda); }
-#define SKIP_WITHOUT_CUDA()                                                                   \
-  if (!have_cuda())                                                                           \
-  GTEST_SKIP() << "this build uses nvcc and no GPU is present: the cuda half of this test "  \
-                  "needs a GPU here (the default SIMT build runs it on the CPU)"
-
-// cpu, and cuda where it can run.
-std::vector<Device> devices() {
-  if (have_cuda()) return {kCpu, kCuda};
-  return {kCpu};
-}
-
-// Every new allocation on both backends is filled with NaN bytes while a test runs, so an
-// output element a kernel forgot to write cannot pass.
-class Poisoned : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend::set_poison_allocations(kCpu, true);
-    if (have_cuda()) backend::set_poison_allocations(kCuda, true);
-  }
-  void TearDown() override {
-    backend::set_poison_allocations(kCpu, false);
-    if (have_cuda()) backend::set_poison_allocations(kCuda, false);
-  }
-};
 
 // ------------------------------------------------------------------ the reference
 
@@ -93,6 +72,13 @@ Inputs random_inputs(const Shape& shape, std::uint64_t seed, DType dtype, Device
           uniform(shape, -3.0, 3.0, gen, dtype).to(device)};
 }
 
+// The same draws, as a case's inputs.
+std::function<Tensors(Generator&)> mu_and_logvar(const Shape& shape, DType dtype) {
+  return [=](Generator& gen) {
+    return Tensors{uniform(shape, -2.0, 2.0, gen, dtype), uniform(shape, -3.0, 3.0, gen, dtype)};
+  };
+}
+
 // Latent shapes: one element, single-element rows, odd row lengths (no 16-byte path),
 // the model's grids, rows longer than a tile (several chunks per row, vectorized or not),
 // and a million-element row.
@@ -103,43 +89,56 @@ double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-6 : 1e-13; }
 
 // ------------------------------------------------------------------ forward
 
-using ReparamForward = Poisoned;
+class ReparamForward : public test::OpTest {};
 
 TEST_F(ReparamForward, MatchesTheDefinitionOnEveryBackend) {
   const PhiloxKey key{1234, 56};
-  for (Device device : devices()) {
-    for (DType dtype : {DType::f32, DType::f64}) {
-      for (const Shape& shape : kShapes) {
-        const Inputs in = random_inputs(shape, 7, dtype, device);
-        const Reference ref =
-            reference(values_of(in.mu), values_of(in.logvar), shape[0], key);
-        const ReparamKl fused = reparameterize_kl(in.mu, in.logvar, key);
-        const double tol = tolerance(dtype);
-        EXPECT_EQ(fused.z.shape(), shape);
-        EXPECT_EQ(fused.kl.shape(), (Shape{shape[0]}));
-        EXPECT_TRUE(all_close(fused.z, ref.z, tol, tol))
-            << device.str() << " " << dtype_name(dtype) << " " << shape_str(shape);
-        EXPECT_TRUE(all_close(fused.kl, ref.kl, tol, tol))
-            << device.str() << " " << dtype_name(dtype) << " " << shape_str(shape);
-        // The separate ops compute the same numbers the same way: bitwise equal.
-        EXPECT_TRUE(test::identical(reparameterize(in.mu, in.logvar, key), fused.z));
-        EXPECT_TRUE(test::identical(gaussian_kl(in.mu, in.logvar), fused.kl));
-      }
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (const Shape& shape : kShapes) {
+      OpCase c;
+      c.name = "reparameterize_kl " + shape_str(shape) + " " + dtype_name(dtype);
+      c.seed = 7;
+      c.inputs = mu_and_logvar(shape, dtype);
+      c.op = [&](const Tensors& in) {
+        const ReparamKl fused = reparameterize_kl(in[0], in[1], key);
+        // The separate ops compute the same numbers the same way: bitwise equal, so their
+        // differences from the fused op's are exactly 0.
+        return Tensors{fused.z, fused.kl, sub(reparameterize(in[0], in[1], key), fused.z),
+                       sub(gaussian_kl(in[0], in[1]), fused.kl)};
+      };
+      c.reference = [&](const Tensors& in) {
+        const Reference ref = reference(values_of(in[0]), values_of(in[1]), shape[0], key);
+        const Shape rows{shape[0]};
+        return std::vector<Expected>{{ref.z, {}, shape, dtype},
+                                     {ref.kl, {}, rows, dtype},
+                                     {std::vector<double>(ref.z.size(), 0.0), {}, shape, dtype},
+                                     {std::vector<double>(ref.kl.size(), 0.0), {}, rows, dtype}};
+      };
+      const double tol = tolerance(dtype);
+      const test::Tolerances close = per_dtype(near(tol, tol), near(tol, tol));
+      c.output_tolerance = {close, close, test::every_dtype(test::exact()), test::every_dtype(test::exact())};
+      c.cost = cases::reparam_kl_forward(shape[0], shape_numel(shape) / shape[0], dtype);
+      EXPECT_TRUE(check_op(c));
     }
   }
 }
 
 TEST_F(ReparamForward, CudaMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
   const PhiloxKey key{99, 3};
   for (DType dtype : {DType::f32, DType::f64}) {
     for (const Shape& shape : kShapes) {
-      const Inputs in = random_inputs(shape, 11, dtype, kCpu);
-      const ReparamKl on_cpu = reparameterize_kl(in.mu, in.logvar, key);
-      const ReparamKl on_cuda = reparameterize_kl(in.mu.to(kCuda), in.logvar.to(kCuda), key);
+      OpCase c;
+      c.name = "reparameterize_kl against the cpu backend " + shape_str(shape) + " " + dtype_name(dtype);
+      c.seed = 11;
+      c.inputs = mu_and_logvar(shape, dtype);
+      c.op = [&](const Tensors& in) {
+        const ReparamKl r = reparameterize_kl(in[0], in[1], key);
+        return Tensors{r.z, r.kl};
+      };
       const double tol = tolerance(dtype);
-      EXPECT_TRUE(all_close(on_cuda.z, values_of(on_cpu.z), tol, tol)) << shape_str(shape);
-      EXPECT_TRUE(all_close(on_cuda.kl, values_of(on_cpu.kl), tol, tol)) << shape_str(shape);
+      c.tolerance = per_dtype(near(tol, tol), near(tol, tol));
+      c.cost = cases::reparam_kl_forward(shape[0], shape_numel(shape) / shape[0], dtype);
+      EXPECT_TRUE(check_op(c));
     }
   }
 }
@@ -168,6 +167,7 @@ TEST_F(ReparamForward, ClampsLogvar) {
 // ------------------------------------------------------------------ the KL itself
 
 TEST(Kl, ClosedFormByHand) {
+  test::PoisonScope poison;
   // Sample 0: μ = (1, 0), σ² = (1, 4):  ½(1 + 1 − 0 − 1) + ½(0 + 4 − ln 4 − 1) = 2 − ln 2.
   // Sample 1: the prior itself: 0.
   const Tensor mu = from_vector<double>({1.0, 0.0, 0.0, 0.0}, {2, 2});
@@ -181,6 +181,7 @@ TEST(Kl, ClosedFormByHand) {
 
 // KL(q ‖ p) = E_q[log q(z) − log p(z)] = E[−½ε² − ½ℓ + ½z²] (the ½ log 2π cancel).
 TEST(Kl, MatchesAMonteCarloEstimate) {
+  test::PoisonScope poison;
   const std::int64_t samples = 200000;
   const std::vector<std::pair<double, double>> cases = {{0.0, 0.0}, {1.5, -1.0}, {-0.7, 1.2}};
   for (Device device : devices()) {
@@ -209,6 +210,7 @@ TEST(Kl, MatchesAMonteCarloEstimate) {
 }
 
 TEST(Kl, ReductionIsBitwiseRepeatable) {
+  test::PoisonScope poison;
   for (Device device : devices()) {
     for (const Shape& shape : {Shape{3, 100003}, Shape{64, 196}, Shape{2, 16384}}) {
       const Inputs in = random_inputs(shape, 3, DType::f32, device);
@@ -240,39 +242,32 @@ Tensor logvar_for_gradients(const Shape& shape, Generator& gen) {
 }
 
 TEST(ReparamBackward, FiniteDifferences) {
-  Generator gen(17);
   const PhiloxKey key{77, 7};
   const ReparamOptions clamp = narrow_clamp();
+  test::GradCheckOptions options;
+  options.rtol = 1e-6;
+  options.atol = 1e-7;
   for (const Shape& shape : {Shape{3, 5}, Shape{2, 2, 3}, Shape{1, 9}}) {
-    const Tensor mu = test::uniform_tensor(shape, gen, -1.5, 1.5);
-    const Tensor logvar = logvar_for_gradients(shape, gen);
-    test::GradCheckOptions options;
-    options.rtol = 1e-6;
-    options.atol = 1e-7;
-    EXPECT_TRUE(test::check_gradients(
-        [&](const std::vector<Tensor>& x) { return reparameterize(x[0], x[1], key, clamp); },
-        {mu, logvar}, gen, options))
-        << "reparameterize " << shape_str(shape);
-    EXPECT_TRUE(test::check_gradients(
-        [&](const std::vector<Tensor>& x) { return gaussian_kl(x[0], x[1], clamp); }, {mu, logvar},
-        gen, options))
-        << "gaussian_kl " << shape_str(shape);
-    // The fused op: z alone, the KL alone, and both (each routes the gradient differently).
-    EXPECT_TRUE(test::check_gradients(
-        [&](const std::vector<Tensor>& x) { return reparameterize_kl(x[0], x[1], key, clamp).z; },
-        {mu, logvar}, gen, options))
-        << "reparameterize_kl z " << shape_str(shape);
-    EXPECT_TRUE(test::check_gradients(
-        [&](const std::vector<Tensor>& x) { return reparameterize_kl(x[0], x[1], key, clamp).kl; },
-        {mu, logvar}, gen, options))
-        << "reparameterize_kl kl " << shape_str(shape);
-    EXPECT_TRUE(test::check_gradients(
-        [&](const std::vector<Tensor>& x) {
-          const ReparamKl r = reparameterize_kl(x[0], x[1], key, clamp);
-          return concat({r.z.flatten(), mul(r.kl, 3.0)}, 0);
-        },
-        {mu, logvar}, gen, options))
-        << "reparameterize_kl z and kl " << shape_str(shape);
+    const auto inputs = [shape](Generator& gen) {
+      return Tensors{test::uniform_tensor(shape, gen, -1.5, 1.5), logvar_for_gradients(shape, gen)};
+    };
+    const std::vector<std::pair<std::string, std::function<Tensor(const Tensors&)>>> ops = {
+        {"reparameterize", [&](const Tensors& x) { return reparameterize(x[0], x[1], key, clamp); }},
+        {"gaussian_kl", [&](const Tensors& x) { return gaussian_kl(x[0], x[1], clamp); }},
+        // The fused op: z alone, the KL alone, and both (each routes the gradient differently).
+        {"reparameterize_kl z", [&](const Tensors& x) { return reparameterize_kl(x[0], x[1], key, clamp).z; }},
+        {"reparameterize_kl kl", [&](const Tensors& x) { return reparameterize_kl(x[0], x[1], key, clamp).kl; }},
+        {"reparameterize_kl z and kl",
+         [&](const Tensors& x) {
+           const ReparamKl r = reparameterize_kl(x[0], x[1], key, clamp);
+           return concat({r.z.flatten(), mul(r.kl, 3.0)}, 0);
+         }},
+    };
+    for (const auto& [name, f] : ops) {
+      OpCase c = test::gradient_case(name + " " + shape_str(shape), 17, inputs, f);
+      c.finite_differences = options;
+      EXPECT_TRUE(check_op(c));
+    }
   }
 }
 
@@ -280,7 +275,8 @@ TEST(ReparamBackward, FiniteDifferences) {
 struct Grads {
   std::vector<double> mu, logvar;
 };
-Grads gradients(const Inputs& in, const Tensor& w, const Tensor& v, PhiloxKey key, bool fused) {
+Tensors gradient_tensors(const Inputs& in, const Tensor& w, const Tensor& v, PhiloxKey key,
+                         bool fused) {
   const Tensor mu = in.mu.detach().requires_grad_(), logvar = in.logvar.detach().requires_grad_();
   Tensor z, kl;
   if (fused) {
@@ -292,32 +288,55 @@ Grads gradients(const Inputs& in, const Tensor& w, const Tensor& v, PhiloxKey ke
     kl = gaussian_kl(mu, logvar);
   }
   add(sum(mul(z, w)), sum(mul(kl, v))).backward();
-  return {values_of(mu.grad()), values_of(logvar.grad())};
+  return {mu.grad(), logvar.grad()};
+}
+Grads gradients(const Inputs& in, const Tensor& w, const Tensor& v, PhiloxKey key, bool fused) {
+  const Tensors g = gradient_tensors(in, w, v, key, fused);
+  return {values_of(g[0]), values_of(g[1])};
 }
 
-using ReparamBackwardBackends = Poisoned;
+// dL/dμ = dL/dz + v·μ, dL/dlogvar = dL/dz·½σε + v·½(e^ℓ − 1) for L = Σ z·w + Σ kl·v (per-row v),
+// in double, with ε drawn again from its counter (no clamp reached: |ℓ| <= 3).
+std::vector<Expected> closed_form_gradients(const Tensors& in, PhiloxKey key) {
+  const std::vector<double> mu = values_of(in[0]), lv = values_of(in[1]), w = values_of(in[2]),
+                            v = values_of(in[3]);
+  const std::size_t cols = mu.size() / v.size();
+  Expected dmu{std::vector<double>(mu.size())}, dlv{std::vector<double>(mu.size())};
+  for (std::size_t i = 0; i < mu.size(); ++i) {
+    const double sigma = std::exp(0.5 * lv[i]), eps = kernels::philox_normal(key.seed, key.offset, i);
+    dmu.values[i] = w[i] + v[i / cols] * mu[i];
+    dlv.values[i] = w[i] * 0.5 * sigma * eps + v[i / cols] * 0.5 * (std::exp(lv[i]) - 1.0);
+  }
+  return {dmu, dlv, dmu, dlv};
+}
 
-TEST_F(ReparamBackwardBackends, CudaMatchesCpuAndFusedMatchesUnfused) {
+TEST(ReparamBackwardBackends, CudaMatchesCpuAndFusedMatchesUnfused) {
   const PhiloxKey key{8, 8};
   for (DType dtype : {DType::f32, DType::f64}) {
     for (const Shape& shape : kShapes) {
       if (shape_numel(shape) > 100000) continue;  // the forward test covers the million
-      Generator gen(5);
-      const Inputs in = random_inputs(shape, 21, dtype, kCpu);
-      const Tensor w = uniform(shape, -1.0, 1.0, gen, dtype);
-      const Tensor v = uniform({shape[0]}, -1.0, 1.0, gen, dtype);
-      const Grads reference = gradients(in, w, v, key, true);
+      OpCase c;
+      c.name = "the gradients of Σ z·w + Σ kl·v, fused and unfused " + shape_str(shape) + " " +
+               dtype_name(dtype);
+      c.seed = 21;
+      c.inputs = [&](Generator& gen) {
+        Tensors in = mu_and_logvar(shape, dtype)(gen);
+        in.push_back(uniform(shape, -1.0, 1.0, gen, dtype));
+        in.push_back(uniform({shape[0]}, -1.0, 1.0, gen, dtype));
+        return in;
+      };
+      // Every device, through the fused op and through the separate ones.
+      c.op = [&](const Tensors& in) {
+        Tensors out = gradient_tensors({in[0], in[1]}, in[2], in[3], key, true);
+        for (const Tensor& g : gradient_tensors({in[0], in[1]}, in[2], in[3], key, false))
+          out.push_back(g);
+        return out;
+      };
+      c.reference = [&](const Tensors& in) { return closed_form_gradients(in, key); };
       const double tol = tolerance(dtype);
-      for (Device device : devices()) {
-        const Inputs on{in.mu.to(device), in.logvar.to(device)};
-        for (bool fused : {true, false}) {
-          const Grads g = gradients(on, w.to(device), v.to(device), key, fused);
-          EXPECT_TRUE(all_close(g.mu, reference.mu, tol, tol))
-              << device.str() << " fused " << fused << " " << shape_str(shape);
-          EXPECT_TRUE(all_close(g.logvar, reference.logvar, tol, tol))
-              << device.str() << " fused " << fused << " " << shape_str(shape);
-        }
-      }
+      c.tolerance = per_dtype(near(tol, tol), near(tol, tol));
+      c.cost = cases::reparam_kl_backward(shape[0], shape_numel(shape) / shape[0], dtype);
+      EXPECT_TRUE(check_op(c));
     }
   }
 }
@@ -328,21 +347,26 @@ TEST(ReparamBackward, FollowsTheClosedForm) {
   const PhiloxKey key{4, 2};
   const double beta = 2.5;
   const Shape shape{3, 8};
-  const Inputs in = random_inputs(shape, 9, DType::f64, kCpu);
-  Generator gen(1);
-  const Tensor w = uniform(shape, -1.0, 1.0, gen, DType::f64);
-  const Grads g = gradients(in, w, full({3}, beta, DType::f64), key, true);
-  const std::vector<double> mu = values_of(in.mu), lv = values_of(in.logvar), wv = values_of(w);
-  for (std::size_t i = 0; i < mu.size(); ++i) {
-    const double sigma = std::exp(0.5 * lv[i]), eps = kernels::philox_normal(4, 2, i);
-    EXPECT_NEAR(g.mu[i], wv[i] + beta * mu[i], 1e-14);
-    EXPECT_NEAR(g.logvar[i], wv[i] * 0.5 * sigma * eps + beta * 0.5 * (std::exp(lv[i]) - 1.0),
-                1e-13);
+  test::PoisonScope poison;
+  for (Device device : devices()) {
+    const Inputs in = random_inputs(shape, 9, DType::f64, device);
+    Generator gen(1);
+    const Tensor w = uniform(shape, -1.0, 1.0, gen, DType::f64).to(device);
+    const Grads g = gradients(in, w, full({3}, beta, DType::f64, device), key, true);
+    const std::vector<double> mu = values_of(in.mu), lv = values_of(in.logvar), wv = values_of(w);
+    for (std::size_t i = 0; i < mu.size(); ++i) {
+      const double sigma = std::exp(0.5 * lv[i]), eps = kernels::philox_normal(4, 2, i);
+      EXPECT_NEAR(g.mu[i], wv[i] + beta * mu[i], 1e-14) << device.str();
+      EXPECT_NEAR(g.logvar[i], wv[i] * 0.5 * sigma * eps + beta * 0.5 * (std::exp(lv[i]) - 1.0),
+                  1e-13)
+          << device.str();
+    }
   }
 }
 
 // The same numbers as the composition of generic ops (randn, exp, mul, add, ...).
 TEST(ReparamBackward, MatchesTheComposedOps) {
+  test::PoisonScope poison;
   for (Device device : devices()) {
     const Shape shape{4, 3, 7, 7};
     const Inputs in = random_inputs(shape, 2, DType::f64, device);
@@ -365,15 +389,14 @@ TEST(ReparamBackward, MatchesTheComposedOps) {
 
 // mu and logvar as two halves of one encoder output (views, as the model uses them).
 TEST(ReparamBackward, ThroughViewsOfOneTensor) {
-  Generator gen(3);
-  const Tensor both = test::uniform_tensor({2, 6, 2, 2}, gen, -1.0, 1.0);
   const PhiloxKey key{6, 1};
-  EXPECT_TRUE(test::check_gradients(
-      [&](const std::vector<Tensor>& x) {
+  EXPECT_TRUE(check_op(test::gradient_case(
+      "reparameterize_kl of two halves of one tensor", 3,
+      [](Generator& gen) { return Tensors{test::uniform_tensor({2, 6, 2, 2}, gen, -1.0, 1.0)}; },
+      [&](const Tensors& x) {
         const ReparamKl r = reparameterize_kl(x[0].narrow(1, 0, 3), x[0].narrow(1, 3, 3), key);
         return concat({r.z.flatten(), r.kl}, 0);
-      },
-      {both}, gen));
+      })));
 }
 
 TEST(ReparamBackward, NothingIsRecordedWithoutGradients) {
@@ -403,6 +426,7 @@ TEST(ReparamBackward, FusedOpIsOneNodeWithTwoOutputs) {
 // ------------------------------------------------------------------ bad input
 
 TEST(ReparamErrors, BadInputIsAClearError) {
+  test::PoisonScope poison;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   for (Device device : devices()) {
@@ -446,7 +470,7 @@ TEST(ReparamErrors, BadInputIsAClearError) {
                                     zeros({2, 3}, DType::i32, device)),
                         "gaussian_kl", "int32");
   }
-  if (have_cuda()) {
+  if (test::has_cuda()) {
     EXPECT_LATENT_ERROR(gaussian_kl(zeros({2, 3}), zeros({2, 3}, DType::f32, kCuda)),
                         "gaussian_kl", "cpu", "cuda");
   }
@@ -455,26 +479,7 @@ TEST(ReparamErrors, BadInputIsAClearError) {
 
 // ------------------------------------------------------------------ the model
 
-// Images of one soft blob at a random position: two factors of variation, so a good VAE
-// needs only a few nats of KL, far fewer than its randomly initialized encoder starts with.
-Dataset blob_images(std::int64_t n, std::uint64_t seed) {
-  Generator gen(seed);
-  const std::vector<double> centres = values_of(uniform({n, 2}, 7.0, 21.0, gen, DType::f64));
-  std::vector<float> pixels(static_cast<std::size_t>(n) * 784);
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (int y = 0; y < 28; ++y) {
-      for (int x = 0; x < 28; ++x) {
-        const double dx = x - centres[2 * i], dy = y - centres[2 * i + 1];
-        pixels[i * 784 + y * 28 + x] = static_cast<float>(std::exp(-(dx * dx + dy * dy) / 18.0));
-      }
-    }
-  }
-  std::vector<std::int32_t> labels(n);
-  for (std::int64_t i = 0; i < n; ++i)
-    labels[i] = static_cast<std::int32_t>(centres[2 * i] < 14 ? 0 : 1) +
-                2 * static_cast<std::int32_t>(centres[2 * i + 1] < 14 ? 0 : 1);
-  return {from_vector(pixels, {n, 1, 28, 28}), from_vector(labels, {n})};
-}
+using test::blob_images;
 
 models::VaeConfig small_config() {
   models::VaeConfig c;
@@ -603,7 +608,7 @@ TEST(VaeModel, TrainingOnGeneratedDataLowersKlAndReconstruction) {
 
 // The same step on the cuda backend (SIMT in CI) as on cpu: the same initialization and ε.
 TEST(VaeModel, CudaTrainingStepMatchesCpu) {
-  SKIP_WITHOUT_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   models::VaeConfig c = small_config();
   const auto on_cpu = train_blobs(c, 2, kCpu);
   const auto on_cuda = train_blobs(c, 2, kCuda);
@@ -645,7 +650,7 @@ TEST(VaeModel, EvaluationAndPictures) {
     }
     EXPECT_EQ(load_png((dir / "latent_scatter.png").string()).size(0), 3);
     // The same images from the same model, on the cuda backend.
-    if (!have_cuda()) continue;
+    if (!test::has_cuda()) continue;
     model.to(kCuda);
     const std::map<std::string, double> on_cuda = model.evaluate_extra(test, kCuda);
     for (const auto& [key, value] : m) EXPECT_NEAR(on_cuda.at(key), value, 1e-3 * std::abs(value) + 1e-4) << key;
@@ -701,7 +706,7 @@ TEST(VaeCli, TrainSampleAndOps) {
   EXPECT_EQ(status, 0) << output;
   EXPECT_TRUE(fs::exists(dir / "s.png"));
   // The spatial latent on the cuda backend (cpu in an nvcc build without a GPU), Bernoulli.
-  const std::string device = have_cuda() ? "cuda" : "cpu";
+  const std::string device = test::has_cuda() ? "cuda" : "cpu";
   std::tie(status, output) = run_cli("train --model vae --loss bce --device " + device + " " + common +
                                      " --out " + (dir / "vae-cuda").string());
   EXPECT_EQ(status, 0) << output;

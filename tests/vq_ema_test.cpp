@@ -2,7 +2,8 @@
 // sorted, atomic) against a plain loop, bitwise determinism, the EMA update against its
 // formula, dead-code revival (exactly the dead codes, both statistics reset), k-means, the
 // VectorQuantizer module and the VQ-VAE (training steps, tokens, resume), and the CLI
-// (`latent train --model vqvae`, `encode`, `decode`, `op vq`, `op ema`).
+// (`latent train --model vqvae`, `encode`, `decode`, `op vq`, `op ema`). The kernel cases
+// run through the op harness (tests/op_harness.h) on every device.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -14,24 +15,39 @@
 #include <string>
 #include <vector>
 
-#include "backends/device.h"
-#include "backends/registry.h"
 #include "kernels/philox.cuh"
 #include "cli_util.h"
 #include "latent/latent.h"
 #include "latent/vq.h"
-#include "test_util.h"
+#include "tests/op_harness.h"
+#include "tests/synthetic_data.h"
 
 namespace latent {
 namespace {
 
 using test::all_close;
+using test::check_op;
+using test::devices;
+using test::Expected;
 using test::identical;
+using test::near;
+using test::OpCase;
+using test::per_dtype;
+using test::Tensors;
 using test::values_of;
+using test::Where;
 
-const Device kCuda = Device::cuda(0);
+class VqEma : public test::OpTest {};
 
-class VqEma : public test::CpuAndCudaTest {};
+std::string stats_name(VqStatsAlgorithm a) {
+  switch (a) {
+    case VqStatsAlgorithm::automatic: return "automatic";
+    case VqStatsAlgorithm::shared: return "shared";
+    case VqStatsAlgorithm::sorted: return "sorted";
+    case VqStatsAlgorithm::atomic: return "atomic";
+  }
+  return "?";
+}
 
 enum class Spread { uniform, collapsed, half_collapsed, sorted_runs };
 
@@ -72,50 +88,63 @@ struct StatsCase {
 };
 
 TEST_F(VqEma, CodeStatisticsMatchALoopOnEveryPath) {
-  const std::vector<StatsCase> cases = {
+  const std::vector<StatsCase> list = {
       {1, 1, 1, Spread::uniform},          {37, 5, 3, Spread::uniform},
       {1000, 16, 7, Spread::uniform},      {1000, 16, 7, Spread::collapsed},
       {2049, 50, 33, Spread::half_collapsed}, {1500, 6, 4, Spread::sorted_runs},
       {600, 3, 300, Spread::uniform},      // D > 256: the shared path loops over columns
       {3000, 1000, 16, Spread::uniform},   // K·D too large for shared memory: sorted
       {700, 400, 2, Spread::collapsed}};
-  Generator gen(21);
-  for (const StatsCase& c : cases) {
+  for (const StatsCase& c : list) {
     for (DType dtype : {DType::f32, DType::f64}) {
-      const Tensor z = uniform({c.N, c.D}, -1.0, 1.0, gen, dtype);
-      const Tensor idx = make_indices(c.N, c.K, c.spread, gen);
-      std::vector<double> n, m;
-      loop_stats(z, idx, c.K, n, m);
-      const double tol = dtype == DType::f32 ? 2e-5 : 1e-12;
       const std::string what = "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) +
                                " D=" + std::to_string(c.D) + " spread " +
                                std::to_string(static_cast<int>(c.spread)) + " " +
                                dtype_name(dtype);
-      for (Device device : devices()) {
-        std::vector<VqStatsAlgorithm> algorithms = {VqStatsAlgorithm::automatic};
-        if (device.is_cuda()) {
-          algorithms.push_back(VqStatsAlgorithm::sorted);
-          algorithms.push_back(VqStatsAlgorithm::atomic);
-          const bool fits = c.K * c.D * static_cast<std::int64_t>(dtype_size(dtype)) + 4 * c.K <= 48 * 1024;
-          if (fits) {
-            algorithms.push_back(VqStatsAlgorithm::shared);
-          } else {
-            EXPECT_LATENT_ERROR(vq_code_stats(z.to(device), idx.to(device), c.K,
-                                              VqStatsAlgorithm::shared),
-                                "shared memory", "use sorted");
-          }
-        }
-        for (VqStatsAlgorithm a : algorithms) {
-          const VqCodeStats s = vq_code_stats(z.to(device), idx.to(device), c.K, a);
-          EXPECT_TRUE(all_close(s.counts, n, 0.0, 0.0)) << what << " " << device.str() << " "
-                                                        << static_cast<int>(a);
-          EXPECT_TRUE(all_close(s.sums, m, tol, tol)) << what << " " << device.str() << " "
-                                                      << static_cast<int>(a);
-        }
+      auto inputs = [&](Generator& g) {
+        const Tensor z = uniform({c.N, c.D}, -1.0, 1.0, g, dtype);
+        return Tensors{z, make_indices(c.N, c.K, c.spread, g)};
+      };
+      auto reference = [&](const Tensors& in) {
+        std::vector<double> n, m;
+        loop_stats(in[0], in[1], c.K, n, m);
+        return std::vector<Expected>{{n, {}, Shape{c.K}, DType::i32}, {m, {}, Shape{c.K, c.D}, dtype}};
+      };
+      const bool fits = c.K * c.D * static_cast<std::int64_t>(dtype_size(dtype)) + 4 * c.K <= 48 * 1024;
+      for (VqStatsAlgorithm a : {VqStatsAlgorithm::automatic, VqStatsAlgorithm::sorted,
+                                 VqStatsAlgorithm::atomic, VqStatsAlgorithm::shared}) {
+        if (a == VqStatsAlgorithm::shared && !fits) continue;
+        OpCase k;
+        k.name = "vq_code_stats " + what + " " + stats_name(a);
+        k.seed = 21;
+        k.inputs = inputs;
+        k.op = [&, a](const Tensors& in) {
+          const VqCodeStats s = vq_code_stats(in[0], in[1], c.K, a);
+          return Tensors{s.counts, s.sums};
+        };
+        k.reference = reference;
+        k.tolerance = per_dtype(near(2e-5, 2e-5), near(1e-12, 1e-12));  // counts exact
+        // The cpu backend has one path; shared, sorted and atomic are cuda's.
+        if (a != VqStatsAlgorithm::automatic) k.where = Where::cuda_only;
+        k.cost = cases::vq_stats({c.N, c.K, c.D}, dtype);
+        EXPECT_TRUE(check_op(k));
+      }
+      if (!fits && test::has_cuda()) {
+        Generator g(21);
+        const Tensors in = inputs(g);
+        EXPECT_LATENT_ERROR(vq_code_stats(in[0].to(test::cuda_device()), in[1].to(test::cuda_device()),
+                                          c.K, VqStatsAlgorithm::shared),
+                            "shared memory", "use sorted");
       }
       // The histogram alone.
-      for (Device device : devices())
-        EXPECT_TRUE(all_close(vq_code_counts(idx.to(device), c.K), n, 0.0, 0.0)) << what;
+      OpCase h;
+      h.name = "vq_code_counts " + what;
+      h.seed = 21;
+      h.inputs = inputs;
+      h.op = [&](const Tensors& in) { return Tensors{vq_code_counts(in[1], c.K)}; };
+      h.reference = [&](const Tensors& in) { return std::vector<Expected>{reference(in)[0]}; };
+      h.cost = cases::vq_stats({c.N, c.K, 0}, dtype);
+      EXPECT_TRUE(check_op(h));
     }
   }
 }
@@ -156,41 +185,46 @@ TEST_F(VqEma, StatisticsAndUpdatesAreBitwiseDeterministic) {
 }
 
 TEST_F(VqEma, UpdateMatchesTheFormula) {
-  Generator gen(23);
   for (std::int64_t D : {3, 8}) {  // 8: the float4 path
     for (DType dtype : {DType::f32, DType::f64}) {
       const std::int64_t K = 37;
       const double decay = 0.9, eps = 1e-3;
-      const Tensor codebook = uniform({K, D}, -1.0, 1.0, gen, dtype);
-      const Tensor count = uniform({K}, 0.0, 5.0, gen, dtype);
-      const Tensor sum = uniform({K, D}, -3.0, 3.0, gen, dtype);
-      std::vector<std::int32_t> n(K);
-      for (auto& v : n) v = static_cast<std::int32_t>(gen.next_int(4));
-      n[3] = 0;
-      const VqCodeStats batch{from_vector(n, {K}), uniform({K, D}, -2.0, 2.0, gen, dtype)};
-
+      OpCase c;
+      c.name = "vq_ema_update K=37 D=" + std::to_string(D) + " " + dtype_name(dtype);
+      c.seed = 23;
+      c.inputs = [&](Generator& g) {
+        const Tensor codebook = uniform({K, D}, -1.0, 1.0, g, dtype);
+        const Tensor count = uniform({K}, 0.0, 5.0, g, dtype);
+        const Tensor sum = uniform({K, D}, -3.0, 3.0, g, dtype);
+        std::vector<std::int32_t> n(K);
+        for (auto& v : n) v = static_cast<std::int32_t>(g.next_int(4));
+        n[3] = 0;
+        return Tensors{codebook, count, sum, from_vector(n, {K}), uniform({K, D}, -2.0, 2.0, g, dtype)};
+      };
+      c.op = [&](const Tensors& in) {
+        vq_ema_update(in[0], in[1], in[2], {in[3], in[4]}, {decay, eps});
+        return Tensors{in[1], in[2], in[0]};
+      };
       // The formula, in double.
-      const std::vector<double> N0 = values_of(count), M0 = values_of(sum),
-                                m = values_of(batch.sums);
-      std::vector<double> N(K), M(K * D), E(K * D);
-      double total = 0;
-      for (std::int64_t k = 0; k < K; ++k) total += N[k] = decay * N0[k] + (1 - decay) * n[k];
-      for (std::int64_t k = 0; k < K; ++k) {
-        const double smoothed = (N[k] + eps) / (total + K * eps) * total;
-        for (std::int64_t d = 0; d < D; ++d) {
-          M[k * D + d] = decay * M0[k * D + d] + (1 - decay) * m[k * D + d];
-          E[k * D + d] = M[k * D + d] / smoothed;
+      c.reference = [&](const Tensors& in) {
+        const std::vector<double> N0 = values_of(in[1]), M0 = values_of(in[2]),
+                                  n = values_of(in[3]), m = values_of(in[4]);
+        std::vector<double> N(K), M(K * D), E(K * D);
+        double total = 0;
+        for (std::int64_t k = 0; k < K; ++k) total += N[k] = decay * N0[k] + (1 - decay) * n[k];
+        for (std::int64_t k = 0; k < K; ++k) {
+          const double smoothed = (N[k] + eps) / (total + K * eps) * total;
+          for (std::int64_t d = 0; d < D; ++d) {
+            M[k * D + d] = decay * M0[k * D + d] + (1 - decay) * m[k * D + d];
+            E[k * D + d] = M[k * D + d] / smoothed;
+          }
         }
-      }
-      const double tol = dtype == DType::f32 ? 1e-5 : 1e-13;
-      for (Device device : devices()) {
-        const Tensor e = codebook.to(device).clone(), c = count.to(device).clone(),
-                     s = sum.to(device).clone();
-        vq_ema_update(e, c, s, {batch.counts.to(device), batch.sums.to(device)}, {decay, eps});
-        EXPECT_TRUE(all_close(c, N, tol, tol)) << device.str() << " D=" << D;
-        EXPECT_TRUE(all_close(s, M, tol, tol)) << device.str() << " D=" << D;
-        EXPECT_TRUE(all_close(e, E, tol, tol)) << device.str() << " D=" << D;
-      }
+        return std::vector<Expected>{{N}, {M}, {E}};
+      };
+      c.writes = {0, 1, 2};
+      c.tolerance = per_dtype(near(1e-5, 1e-5), near(1e-13, 1e-13));
+      c.cost = cases::vq_ema_update(K, D, dtype);
+      EXPECT_TRUE(check_op(c));
     }
   }
 }
@@ -202,39 +236,45 @@ std::int64_t expected_row(PhiloxKey key, std::int64_t k, std::int64_t N) {
 }
 
 TEST_F(VqEma, RevivalReplacesExactlyTheDeadCodesAndResetsBothStatistics) {
-  Generator gen(24);
   const std::int64_t K = 10, D = 4, N = 23;
   const std::vector<double> counts = {0.5, 2, 0.1, 3, 0.99, 1, 5, 0, 7, 1.0001};
   const std::vector<std::int32_t> dead = {1, 0, 1, 0, 1, 0, 0, 1, 0, 0};  // under 1.0
   const PhiloxKey key{123, 45};
   const double reset = 1.5;
   for (DType dtype : {DType::f32, DType::f64}) {
-    const Tensor codebook = uniform({K, D}, -1.0, 1.0, gen, dtype);
-    const Tensor sum = uniform({K, D}, -1.0, 1.0, gen, dtype);
-    const Tensor count = from_vector(counts, {K}).to(dtype);
-    const Tensor z = uniform({N, D}, -1.0, 1.0, gen, dtype);
-    const std::vector<double> zv = values_of(z), e0 = values_of(codebook), m0 = values_of(sum);
-    std::vector<Tensor> results;
-    for (Device device : devices()) {
-      const Tensor e = codebook.to(device).clone(), c = count.to(device).clone(),
-                   s = sum.to(device).clone();
-      const Tensor mask = vq_revive_dead_codes(e, c, s, z.to(device), 1.0, reset, key);
-      EXPECT_TRUE(identical(mask.to(Device::cpu()), from_vector(dead, {K}))) << device.str();
-      const std::vector<double> ev = values_of(e), cv = values_of(c), sv = values_of(s);
+    OpCase c;
+    c.name = std::string("vq_revive_dead_codes K=10 D=4 N=23 ") + dtype_name(dtype);
+    c.seed = 24;
+    c.inputs = [&](Generator& g) {
+      const Tensor codebook = uniform({K, D}, -1.0, 1.0, g, dtype);
+      const Tensor sum = uniform({K, D}, -1.0, 1.0, g, dtype);
+      return Tensors{codebook, from_vector(counts, {K}).to(dtype), sum, uniform({N, D}, -1.0, 1.0, g, dtype)};
+    };
+    c.op = [&](const Tensors& in) {
+      const Tensor mask = vq_revive_dead_codes(in[0], in[1], in[2], in[3], 1.0, reset, key);
+      return Tensors{mask, in[0], in[1], in[2]};
+    };
+    c.reference = [&](const Tensors& in) {
+      const std::vector<double> e0 = values_of(in[0]), c0 = values_of(in[1]), m0 = values_of(in[2]),
+                                zv = values_of(in[3]);
+      Expected mask{{dead.begin(), dead.end()}, {}, Shape{K}, DType::i32};
+      Expected e{e0}, count{c0}, sum{m0};
       for (std::int64_t k = 0; k < K; ++k) {
+        if (!dead[k]) continue;
         const std::int64_t r = expected_row(key, k, N);
         for (std::int64_t d = 0; d < D; ++d) {
           const double row = zv[r * D + d];
+          e.values[k * D + d] = row;
           // The product reset·z rounded in the tensor's dtype.
-          const double scaled = dtype == DType::f32 ? double(float(reset) * float(row)) : reset * row;
-          EXPECT_EQ(ev[k * D + d], dead[k] ? row : e0[k * D + d]) << k;
-          EXPECT_EQ(sv[k * D + d], dead[k] ? scaled : m0[k * D + d]) << k;
+          sum.values[k * D + d] = dtype == DType::f32 ? double(float(reset) * float(row)) : reset * row;
         }
-        EXPECT_EQ(cv[k], dead[k] ? reset : values_of(count)[k]) << k;
+        count.values[k] = reset;
       }
-      results.push_back(e.to(Device::cpu()));
-    }
-    if (results.size() == 2) EXPECT_TRUE(identical(results[0], results[1]));
+      return std::vector<Expected>{mask, e, count, sum};
+    };
+    c.writes = {0, 1, 2};
+    c.cost = cases::vq_revive(K, D, dtype);  // exact, on every device
+    EXPECT_TRUE(check_op(c));
   }
 }
 
@@ -305,32 +345,37 @@ TEST_F(VqEma, KMeansRecoversSeparatedClusters) {
 }
 
 TEST_F(VqEma, BadInputGivesClearErrors) {
+  for (Device device : devices()) {
+    Generator gen(27);
+    const Tensor e = uniform({5, 3}, -1.0, 1.0, gen).to(device);
+    const Tensor z = uniform({4, 3}, -1.0, 1.0, gen).to(device);
+    const Tensor count = ones({5}).to(device), sum = e.clone();
+    const VqCodeStats batch{from_vector(std::vector<std::int32_t>{1, 0, 0, 3, 0}, {5}).to(device),
+                            zeros({5, 3}).to(device)};
+    auto on = [device](const Tensor& t) { return t.to(device); };
+    EXPECT_LATENT_ERROR(vq_code_stats(z, on(from_vector(std::vector<std::int32_t>{0, 1, 5, 2}, {4})), 5),
+                        "vq_code_stats", "index 5", "out of range");
+    EXPECT_LATENT_ERROR(vq_code_stats(z, on(from_vector(std::vector<std::int32_t>{0, 1}, {2})), 5),
+                        "2 indices for 4 rows");
+    EXPECT_LATENT_ERROR(vq_code_stats(z, on(from_vector(std::vector<std::int32_t>{0, 1, 1, 1}, {4})), 0),
+                        "codebook size must be positive");
+    EXPECT_LATENT_ERROR(vq_ema_update(e, on(ones({4})), sum, batch), "vq_ema_update", "shapes");
+    EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {1.5, 1e-5}), "decay");
+    EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {0.99, 0.0}), "epsilon");
+    EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, {batch.counts.to(DType::f32), batch.sums}),
+                        "int32");
+    EXPECT_LATENT_ERROR(vq_ema_update(e, count.to(DType::f64), sum, batch), "float32", "float64");
+    EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, on(empty({0, 3})), 1.0, 1.0, {}),
+                        "no rows");
+    EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, on(uniform({4, 2}, 0.0, 1.0, gen)), 1.0,
+                                             1.0, {}),
+                        "differ in D");
+    EXPECT_LATENT_ERROR(kmeans(z, 0, 3, gen), "clusters must be positive");
+    Tensor nan_z = z.clone();
+    nan_z.fill_(std::nan(""));
+    EXPECT_LATENT_ERROR(kmeans(nan_z, 2, 3, gen), "kmeans", "non-finite");
+  }
   Generator gen(27);
-  const Tensor e = uniform({5, 3}, -1.0, 1.0, gen);
-  const Tensor z = uniform({4, 3}, -1.0, 1.0, gen);
-  const Tensor count = ones({5}), sum = e.clone();
-  const VqCodeStats batch{from_vector(std::vector<std::int32_t>{1, 0, 0, 3, 0}, {5}), zeros({5, 3})};
-  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1, 5, 2}, {4}), 5),
-                      "vq_code_stats", "index 5", "out of range");
-  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1}, {2}), 5),
-                      "2 indices for 4 rows");
-  EXPECT_LATENT_ERROR(vq_code_stats(z, from_vector(std::vector<std::int32_t>{0, 1, 1, 1}, {4}), 0),
-                      "codebook size must be positive");
-  EXPECT_LATENT_ERROR(vq_ema_update(e, ones({4}), sum, batch), "vq_ema_update", "shapes");
-  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {1.5, 1e-5}), "decay");
-  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, batch, {0.99, 0.0}), "epsilon");
-  EXPECT_LATENT_ERROR(vq_ema_update(e, count, sum, {batch.counts.to(DType::f32), batch.sums}),
-                      "int32");
-  EXPECT_LATENT_ERROR(vq_ema_update(e, count.to(DType::f64), sum, batch), "float32", "float64");
-  EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, empty({0, 3}), 1.0, 1.0, {}),
-                      "no rows");
-  EXPECT_LATENT_ERROR(vq_revive_dead_codes(e, count, sum, uniform({4, 2}, 0.0, 1.0, gen), 1.0,
-                                           1.0, {}),
-                      "differ in D");
-  EXPECT_LATENT_ERROR(kmeans(z, 0, 3, gen), "clusters must be positive");
-  Tensor nan_z = z.clone();
-  nan_z.fill_(std::nan(""));
-  EXPECT_LATENT_ERROR(kmeans(nan_z, 2, 3, gen), "kmeans", "non-finite");
   models::VectorQuantizerConfig bad;
   bad.dead_code_threshold = 1.0;  // without ema
   EXPECT_LATENT_ERROR(models::VectorQuantizer(bad, gen), "needs the EMA codebook");
@@ -572,14 +617,8 @@ class VqCli : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "data");
     Generator gen(40);
-    auto blobs = [&](std::int64_t n) {
-      Dataset d;
-      d.images = rand({n, 1, 28, 28}, gen);
-      std::vector<std::int32_t> labels(n, 0);
-      d.labels = from_vector(labels, {n});
-      return d;
-    };
-    write_fashion_mnist_like((dir_ / "data").string(), blobs(64), blobs(24));
+    const Dataset train = test::noise_images(64, gen), held_out = test::noise_images(24, gen);
+    write_fashion_mnist_like((dir_ / "data").string(), train, held_out);
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string train_args(const std::string& out, const std::string& extra) const {
@@ -622,7 +661,7 @@ TEST_F(VqCli, TrainEmaWithRevivalWritesArtifactsAndResumesBitIdentically) {
 }
 
 TEST_F(VqCli, GradientCodebookOnTheCudaDeviceThenEncodeAndDecode) {
-  if (!backend_available(DeviceType::cuda)) GTEST_SKIP() << "nvcc build without a GPU";
+  LATENT_SKIP_WITHOUT_CUDA();
   CommandResult r = run_cli(train_args("gpu", "--device cuda"));
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string ckpt = (dir_ / "gpu" / "checkpoint.safetensors").string();
@@ -657,7 +696,7 @@ TEST_F(VqCli, OpVqAndOpEmaOnNpyFiles) {
   const std::string zp = (dir_ / "z.npy").string(), ep = (dir_ / "e.npy").string();
   save_npy(zp, z);
   save_npy(ep, codebook);
-  const std::string device = backend_available(DeviceType::cuda) ? "cuda" : "cpu";
+  const std::string device = test::has_cuda() ? "cuda" : "cpu";
   CommandResult r = run_cli("op vq " + zp + " " + ep + " -o " + (dir_ / "i.npy").string() +
                             " --distances " + (dir_ / "d.npy").string() + " --device " + device);
   ASSERT_EQ(r.status, 0) << r.output;

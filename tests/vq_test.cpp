@@ -4,8 +4,9 @@
 // histograms, and bad input. The EMA statistics, revival, k-means and the VQ-VAE are in
 // tests/vq_ema_test.cpp.
 //
-// `cuda` is the SIMT executor in the default build (a GPU in an nvcc build with one), so
-// every kernel runs here; allocations are poisoned (NaN / −1 bytes) while the tests run.
+// Every kernel case runs through the op harness (tests/op_harness.h) on every device: `cuda`
+// is the SIMT executor in the default build (a GPU in an nvcc build with one), so every
+// kernel runs here, with allocations poisoned (NaN / −1 bytes) and guards around the inputs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,29 +16,38 @@
 #include <string>
 #include <vector>
 
-#include "backends/device.h"
-#include "backends/registry.h"
 #include "latent/latent.h"
 #include "latent/vq.h"
-#include "test_util.h"
+#include "tests/op_harness.h"
 
 namespace latent {
 namespace {
 
 using test::all_close;
+using test::check_op;
+using test::devices;
+using test::Expected;
+using test::gradient_case;
 using test::identical;
+using test::near;
+using test::OpCase;
+using test::per_dtype;
+using test::Tensors;
 using test::values_of;
+using test::Where;
 
-const Device kCuda = Device::cuda(0);
+class Vq : public test::OpTest {};
 
-class Vq : public test::CpuAndCudaTest {};
+using Case = cases::Vq;
+std::string case_name(const Case& c) { return c.str(); }
 
-struct Case {
-  std::int64_t N, K, D;
-};
-
-std::string case_name(const Case& c) {
-  return "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " D=" + std::to_string(c.D);
+std::string algorithm_name(VqArgminAlgorithm a) {
+  switch (a) {
+    case VqArgminAlgorithm::tiled: return "tiled";
+    case VqArgminAlgorithm::naive: return "naive";
+    case VqArgminAlgorithm::gemm: return "gemm";
+  }
+  return "?";
 }
 
 // Float64 brute force: the index of the smallest Σ (z − e)² (first on ties) and every distance.
@@ -107,41 +117,49 @@ std::int64_t expect_argmin_correct(const Tensor& indices, const BruteForce& b,
 }
 
 TEST_F(Vq, ArgminMatchesFloat64BruteForceOverAwkwardSizes) {
-  const std::vector<Case> cases = {
+  const std::vector<Case> list = {
       {1, 1, 1},     {1, 7, 3},      {5, 1, 4},      {3, 300, 2},   // N = 1, K = 1, K > N
       {64, 20, 1},   {33, 17, 5},    {130, 129, 7},  {257, 300, 37}, // D = 1, D % 4 ≠ 0, tile edges
-      {100, 64, 16}, {20000, 48, 12}};                                // D % 4 = 0 (float4), large N
-  Generator gen(1);
-  for (const Case& c : cases) {
+      {100, 64, 16}, {20000, 48, 12},                                 // D % 4 = 0 (float4), large N
+      cases::vq_argmin_bench_suite(false).front()};                   // bench/vq_bench's smallest
+  for (const Case& c : list) {
     for (DType dtype : {DType::f32, DType::f64}) {
-      const Tensor z = uniform({c.N, c.D}, -1.0, 1.0, gen, dtype);
-      const Tensor e = uniform({c.K, c.D}, -1.0, 1.0, gen, dtype);
-      const std::vector<double> zv = values_of(z), ev = values_of(e);
-      const BruteForce b = brute_force(zv, ev, c.N, c.K, c.D);
       std::int64_t ties = 0;
-      for (Device device : devices()) {
-        std::vector<VqArgminAlgorithm> algorithms = {VqArgminAlgorithm::tiled};
-        if (device.is_cuda()) {
-          algorithms.push_back(VqArgminAlgorithm::naive);
-          algorithms.push_back(VqArgminAlgorithm::gemm);
-        }
-        for (VqArgminAlgorithm algorithm : algorithms) {
-          const std::string what = case_name(c) + " " + dtype_name(dtype) + " " + device.str() +
-                                   " algorithm " + std::to_string(static_cast<int>(algorithm));
+      for (VqArgminAlgorithm algorithm :
+           {VqArgminAlgorithm::tiled, VqArgminAlgorithm::naive, VqArgminAlgorithm::gemm}) {
+        OpCase k;
+        k.name = "vq_argmin " + case_name(c) + " " + dtype_name(dtype) + " " + algorithm_name(algorithm);
+        k.seed = 1;
+        k.inputs = [&](Generator& g) {
+          return Tensors{uniform({c.N, c.D}, -1.0, 1.0, g, dtype), uniform({c.K, c.D}, -1.0, 1.0, g, dtype)};
+        };
+        k.op = [&](const Tensors& in) {
           VqArgminOptions options;
           options.algorithm = algorithm;
           options.distances = true;
-          const VqArgminResult r = vq_argmin(z.to(device), e.to(device), options);
-          ASSERT_EQ(r.indices.shape(), Shape{c.N}) << what;
-          ties += expect_argmin_correct(r.indices.to(Device::cpu()), b, zv, ev, c, dtype, what);
-          // The distance of the returned code, recomputed for it alone.
-          const std::vector<std::int32_t> idx = r.indices.to_vector<std::int32_t>();
-          std::vector<double> want(c.N);
-          for (std::int64_t i = 0; i < c.N; ++i) want[i] = b.dist[i * c.K + idx[i]];
-          EXPECT_TRUE(all_close(r.distances, want, dtype == DType::f32 ? 1e-5 : 1e-13,
-                                dtype == DType::f32 ? 1e-6 : 1e-14))
-              << what;
-        }
+          const VqArgminResult r = vq_argmin(in[0], in[1], options);
+          return Tensors{r.indices, r.distances};
+        };
+        // Every index is the brute force's or a near-tie within the bound; the distance is
+        // that of the returned code, recomputed for it alone.
+        k.verify = [&](const Tensors& in, const Tensors& out, Device device) {
+          const std::vector<double> zv = values_of(in[0]), ev = values_of(in[1]);
+          const BruteForce b = brute_force(zv, ev, c.N, c.K, c.D);
+          const std::string what = k.name + " on " + device.str();
+          if (out[0].shape() != Shape{c.N})
+            return ::testing::AssertionFailure() << "indices " << shape_str(out[0].shape());
+          ties += expect_argmin_correct(out[0], b, zv, ev, c, dtype, what);
+          const std::vector<std::int32_t> idx = out[0].to_vector<std::int32_t>();
+          Expected want{std::vector<double>(c.N)};
+          for (std::int64_t i = 0; i < c.N; ++i)
+            want.values[i] = idx[i] >= 0 && idx[i] < c.K ? b.dist[i * c.K + idx[i]] : 0.0;
+          return test::matches(out[1], want, dtype == DType::f32 ? near(1e-6, 1e-5) : near(1e-14, 1e-13));
+        };
+        // The cpu backend has one loop; the naive and cuBLAS algorithms are cuda's.
+        if (algorithm != VqArgminAlgorithm::tiled) k.where = Where::cuda_only;
+        k.cost = algorithm == VqArgminAlgorithm::gemm ? cases::vq_argmin_gemm(c, dtype)
+                                                     : cases::vq_argmin(c, dtype, true);
+        EXPECT_TRUE(check_op(k));
       }
       // Random data ties almost never; the bound is there for the rare near-tie.
       EXPECT_LE(ties, std::max<std::int64_t>(2, c.N / 1000)) << case_name(c);
@@ -153,41 +171,55 @@ TEST_F(Vq, ArgminMatchesFloat64BruteForceOverAwkwardSizes) {
 // every backend and algorithm must return exactly the planted index.
 TEST_F(Vq, ArgminIsExactWithoutNearTies) {
   for (const Case& c : std::vector<Case>{{500, 300, 6}, {999, 133, 4}, {64, 10, 1}}) {
-    Generator gen(2);
-    std::set<std::vector<int>> seen;
-    std::vector<double> codes;
-    const int span = c.D == 1 ? 20 : 6;
-    while (static_cast<std::int64_t>(seen.size()) < c.K) {
-      std::vector<int> v(c.D);
-      for (auto& x : v) x = static_cast<int>(gen.next_int(2 * span + 1)) - span;
-      if (!seen.insert(v).second) continue;
-      for (int x : v) codes.push_back(x);
-    }
-    // The lattice codes are at least 1 apart; the noise keeps every row within 0.1·√D / … of
-    // its code, far from halfway.
-    std::vector<double> rows;
-    std::vector<std::int32_t> planted;
-    const std::vector<double> noise =
-        values_of(uniform({c.N, c.D}, -0.1 / std::sqrt(double(c.D)), 0.1 / std::sqrt(double(c.D)),
-                          gen, DType::f64));
-    for (std::int64_t i = 0; i < c.N; ++i) {
-      const auto k = static_cast<std::int32_t>(gen.next_int(c.K));
-      planted.push_back(k);
-      for (std::int64_t d = 0; d < c.D; ++d) rows.push_back(codes[k * c.D + d] + noise[i * c.D + d]);
-    }
-    const Tensor expected = from_vector(planted, {c.N});
+    // z, the codebook and the planted index of every row.
+    auto planted_rows = [&](Generator& gen) {
+      std::set<std::vector<int>> seen;
+      std::vector<double> codes;
+      const int span = c.D == 1 ? 20 : 6;
+      while (static_cast<std::int64_t>(seen.size()) < c.K) {
+        std::vector<int> v(c.D);
+        for (auto& x : v) x = static_cast<int>(gen.next_int(2 * span + 1)) - span;
+        if (!seen.insert(v).second) continue;
+        for (int x : v) codes.push_back(x);
+      }
+      // The lattice codes are at least 1 apart; the noise keeps every row within 0.1·√D / … of
+      // its code, far from halfway.
+      std::vector<double> rows;
+      std::vector<std::int32_t> planted;
+      const std::vector<double> noise =
+          values_of(uniform({c.N, c.D}, -0.1 / std::sqrt(double(c.D)), 0.1 / std::sqrt(double(c.D)),
+                            gen, DType::f64));
+      for (std::int64_t i = 0; i < c.N; ++i) {
+        const auto k = static_cast<std::int32_t>(gen.next_int(c.K));
+        planted.push_back(k);
+        for (std::int64_t d = 0; d < c.D; ++d) rows.push_back(codes[k * c.D + d] + noise[i * c.D + d]);
+      }
+      return Tensors{from_vector(rows, {c.N, c.D}), from_vector(codes, {c.K, c.D}),
+                     from_vector(planted, {c.N})};
+    };
     for (DType dtype : {DType::f32, DType::f64}) {
-      const Tensor z = from_vector(rows, {c.N, c.D}).to(dtype);
-      const Tensor e = from_vector(codes, {c.K, c.D}).to(dtype);
-      for (Device device : devices()) {
-        for (VqArgminAlgorithm a : {VqArgminAlgorithm::tiled, VqArgminAlgorithm::naive,
-                                    VqArgminAlgorithm::gemm}) {
+      for (VqArgminAlgorithm a : {VqArgminAlgorithm::tiled, VqArgminAlgorithm::naive,
+                                  VqArgminAlgorithm::gemm}) {
+        OpCase k;
+        k.name = "vq_argmin of planted rows " + case_name(c) + " " + dtype_name(dtype) + " " +
+                 algorithm_name(a);
+        k.seed = 2;
+        k.inputs = [&](Generator& g) {
+          Tensors in = planted_rows(g);
+          in[0] = in[0].to(dtype);
+          in[1] = in[1].to(dtype);
+          return in;
+        };
+        k.op = [a](const Tensors& in) {
           VqArgminOptions options;
           options.algorithm = a;
-          EXPECT_TRUE(identical(vq_argmin(z.to(device), e.to(device), options).indices.to(Device::cpu()),
-                                expected))
-              << case_name(c) << " " << device.str() << " " << static_cast<int>(a);
-        }
+          return Tensors{vq_argmin(in[0], in[1], options).indices};
+        };
+        k.reference = [](const Tensors& in) {
+          return std::vector<Expected>{{values_of(in[2]), {}, in[2].shape(), DType::i32}};
+        };
+        k.cost = cases::vq_argmin(c, dtype);
+        EXPECT_TRUE(check_op(k));
       }
     }
   }
@@ -215,21 +247,27 @@ TEST_F(Vq, TiesGoToTheLowestIndex) {
   set_code(0, {3, 0, 0});
   set_code(1, {1, 0, 0});
   const std::vector<double> rows = {0, 0, -7, 5, 5, 5, 2, 0, 0};
-  const Tensor want = from_vector(std::vector<std::int32_t>{7, 131, 0}, {3});
   for (DType dtype : {DType::f32, DType::f64}) {
-    const Tensor z = from_vector(rows, {3, D}).to(dtype);
-    const Tensor e = from_vector(codes, {K, D}).to(dtype);
-    for (Device device : devices()) {
-      for (VqArgminAlgorithm a : {VqArgminAlgorithm::tiled, VqArgminAlgorithm::naive,
-                                  VqArgminAlgorithm::gemm}) {
-        for (int splits : {1, 2, 4}) {
+    for (VqArgminAlgorithm a : {VqArgminAlgorithm::tiled, VqArgminAlgorithm::naive,
+                                VqArgminAlgorithm::gemm}) {
+      for (int splits : {1, 2, 4}) {
+        OpCase k;
+        k.name = std::string("vq_argmin ties ") + dtype_name(dtype) + " " + algorithm_name(a) +
+                 " splits " + std::to_string(splits);
+        k.inputs = [&](Generator&) {
+          return Tensors{from_vector(rows, {3, D}).to(dtype), from_vector(codes, {K, D}).to(dtype)};
+        };
+        k.op = [a, splits](const Tensors& in) {
           VqArgminOptions options;
           options.algorithm = a;
           options.splits = splits;
-          EXPECT_TRUE(identical(vq_argmin(z.to(device), e.to(device), options).indices.to(Device::cpu()),
-                                want))
-              << device.str() << " algorithm " << static_cast<int>(a) << " splits " << splits;
-        }
+          return Tensors{vq_argmin(in[0], in[1], options).indices};
+        };
+        k.reference = [](const Tensors&) {
+          return std::vector<Expected>{{{7, 131, 0}, {}, Shape{3}, DType::i32}};
+        };
+        k.cost = cases::vq_argmin({3, K, D}, dtype);
+        EXPECT_TRUE(check_op(k));
       }
     }
   }
@@ -237,18 +275,31 @@ TEST_F(Vq, TiesGoToTheLowestIndex) {
 
 // Splitting the code range over blocks changes the launch, never the answer.
 TEST_F(Vq, TiledSplitsGiveIdenticalIndices) {
-  if (!has_cuda_) GTEST_SKIP() << "needs the cuda backend (SIMT or a GPU)";
-  Generator gen(3);
-  const Tensor z = uniform({300, 20}, -1.0, 1.0, gen).to(kCuda);
-  const Tensor e = uniform({1000, 20}, -1.0, 1.0, gen).to(kCuda);
-  VqArgminOptions one;
-  one.splits = 1;
-  const Tensor reference = vq_argmin(z, e, one).indices.to(Device::cpu());
-  for (int splits : {2, 3, 8, 100}) {
-    VqArgminOptions options;
-    options.splits = splits;
-    EXPECT_TRUE(identical(vq_argmin(z, e, options).indices.to(Device::cpu()), reference)) << splits;
-  }
+  OpCase k;
+  k.name = "vq_argmin tiled, splits 1, 2, 3, 8, 100";
+  k.seed = 3;
+  k.inputs = [](Generator& g) {
+    return Tensors{uniform({300, 20}, -1.0, 1.0, g), uniform({1000, 20}, -1.0, 1.0, g)};
+  };
+  k.op = [](const Tensors& in) {
+    Tensors out;
+    for (int splits : {1, 2, 3, 8, 100}) {
+      VqArgminOptions options;
+      options.splits = splits;
+      out.push_back(vq_argmin(in[0], in[1], options).indices);
+    }
+    return out;
+  };
+  k.verify = [](const Tensors&, const Tensors& out, Device) {
+    for (std::size_t i = 1; i < out.size(); ++i) {
+      const ::testing::AssertionResult same = identical(out[i], out[0]);
+      if (!same) return ::testing::AssertionFailure() << "split variant " << i << ": " << same.message();
+    }
+    return ::testing::AssertionSuccess();
+  };
+  k.where = Where::cuda_only;  // the cpu backend has one loop and no splits
+  k.cost = cases::vq_argmin({300, 1000, 20}, DType::f32);
+  EXPECT_TRUE(check_op(k));
 }
 
 TEST_F(Vq, CosineModePicksTheMostSimilarCode) {
@@ -276,19 +327,30 @@ TEST_F(Vq, CosineModePicksTheMostSimilarCode) {
       }
     }
   }
-  for (Device device : devices()) {
+  OpCase k;
+  k.name = "vector_quantize, cosine";
+  k.inputs = [&](Generator&) { return Tensors{z, e}; };
+  k.op = [](const Tensors& in) {
     VectorQuantizeOptions options;
     options.cosine = true;
-    const VectorQuantizeResult q = vector_quantize(z.to(device), e.to(device), options);
-    EXPECT_TRUE(identical(q.indices.to(Device::cpu()), from_vector(want, {N}))) << device.str();
+    const VectorQuantizeResult q = vector_quantize(in[0], in[1], options);
+    return Tensors{q.indices, q.z_q};
+  };
+  k.verify = [&](const Tensors&, const Tensors& out, Device) {
+    const ::testing::AssertionResult same = identical(out[0], from_vector(want, {N}));
+    if (!same) return same;
     // z_q holds the unit-length codes.
-    const std::vector<double> zq = values_of(q.z_q);
+    const std::vector<double> zq = values_of(out[1]);
     for (std::int64_t i = 0; i < N; ++i) {
       double norm = 0;
       for (std::int64_t d = 0; d < D; ++d) norm += zq[i * D + d] * zq[i * D + d];
-      EXPECT_NEAR(norm, 1.0, 1e-12);
+      if (!(std::abs(norm - 1.0) <= 1e-12))
+        return ::testing::AssertionFailure() << "row " << i << " of z_q has squared norm " << norm;
     }
-  }
+    return ::testing::AssertionSuccess();
+  };
+  k.cost = cases::vq_argmin({N, K, D}, DType::f64);
+  EXPECT_TRUE(check_op(k));
 }
 
 // ------------------------------------------------------------------ losses and gradients
@@ -306,50 +368,61 @@ Planted planted(std::int64_t N, std::int64_t K, std::int64_t D, Generator& gen) 
   return {z, codebook};
 }
 
+std::function<Tensors(Generator&)> planted_inputs(std::int64_t N, std::int64_t K, std::int64_t D) {
+  return [=](Generator& g) {
+    const Planted p = planted(N, K, D, g);
+    return Tensors{p.z, p.codebook};
+  };
+}
+
 TEST_F(Vq, CodebookLossGradientMatchesFiniteDifferences) {
-  Generator gen(5);
-  const Planted p = planted(12, 6, 3, gen);
   for (bool cosine : {false, true}) {
-    auto f = [cosine](const std::vector<Tensor>& in) {
-      return vector_quantize(in[0], in[1], {0.25, cosine}).codebook_loss;
-    };
+    OpCase c = gradient_case("codebook_loss, cosine " + std::to_string(cosine), 5,
+                             planted_inputs(12, 6, 3), [cosine](const Tensors& in) {
+                               return vector_quantize(in[0], in[1], {0.25, cosine}).codebook_loss;
+                             });
     // Only the codebook: sg[z] means the loss does not reach z.
-    test::GradCheckOptions options;
-    options.check = {false, true};
-    EXPECT_TRUE(test::check_gradients(f, {p.z, p.codebook}, gen, options)) << cosine;
+    c.finite_differences->check = {false, true};
+    EXPECT_TRUE(check_op(c));
   }
 }
 
 TEST_F(Vq, CommitmentLossGradientMatchesFiniteDifferences) {
-  Generator gen(6);
-  const Planted p = planted(10, 5, 4, gen);
   for (bool cosine : {false, true}) {
-    auto f = [cosine](const std::vector<Tensor>& in) {
-      return vector_quantize(in[0], in[1], {0.25, cosine}).commitment_loss;
-    };
-    test::GradCheckOptions options;
-    options.check = {true, false};
-    EXPECT_TRUE(test::check_gradients(f, {p.z, p.codebook}, gen, options)) << cosine;
+    OpCase c = gradient_case("commitment_loss, cosine " + std::to_string(cosine), 6,
+                             planted_inputs(10, 5, 4), [cosine](const Tensors& in) {
+                               return vector_quantize(in[0], in[1], {0.25, cosine}).commitment_loss;
+                             });
+    c.finite_differences->check = {true, false};
+    EXPECT_TRUE(check_op(c));
   }
 }
 
 TEST_F(Vq, LossIsCodebookPlusBetaCommitment) {
   Generator gen(7);
   const Planted p = planted(20, 8, 5, gen);
-  const VectorQuantizeResult q = vector_quantize(p.z, p.codebook, {0.4, false});
-  // Both terms have the value mean ‖z − e‖²; the loss weighs the commitment term by β.
-  const double mse = mean(square(sub(p.z, vq_gather(p.codebook, q.indices)))).item();
-  EXPECT_NEAR(q.codebook_loss.item(), mse, 1e-15);
-  EXPECT_NEAR(q.commitment_loss.item(), mse, 1e-15);
-  EXPECT_NEAR(q.loss.item(), 1.4 * mse, 1e-15);
+  for (Device device : devices()) {
+    const Tensor z = p.z.to(device), codebook = p.codebook.to(device);
+    const VectorQuantizeResult q = vector_quantize(z, codebook, {0.4, false});
+    // Both terms have the value mean ‖z − e‖²; the loss weighs the commitment term by β.
+    const double mse = mean(square(sub(z, vq_gather(codebook, q.indices)))).item();
+    EXPECT_NEAR(q.codebook_loss.item(), mse, 1e-15) << device.str();
+    EXPECT_NEAR(q.commitment_loss.item(), mse, 1e-15) << device.str();
+    EXPECT_NEAR(q.loss.item(), 1.4 * mse, 1e-15) << device.str();
+  }
 }
 
 TEST_F(Vq, GatherGradientMatchesFiniteDifferences) {
-  Generator gen(8);
-  const Tensor codebook = uniform({7, 3}, -1.0, 1.0, gen, DType::f64);
-  const Tensor idx = from_vector(std::vector<std::int32_t>{6, 0, 6, 2, 2, 2, 5}, {7});
-  auto f = [idx](const std::vector<Tensor>& in) { return vq_gather(in[0], idx); };
-  EXPECT_TRUE(test::check_gradients(f, {codebook}, gen));
+  OpCase c = gradient_case(
+      "vq_gather", 8,
+      [](Generator& g) {
+        return Tensors{uniform({7, 3}, -1.0, 1.0, g, DType::f64),
+                       from_vector(std::vector<std::int32_t>{6, 0, 6, 2, 2, 2, 5}, {7})};
+      },
+      [](const Tensors& in) { return vq_gather(in[0], in[1]); });
+  c.tolerance = test::every_dtype(test::exact());  // a gather and its scatter-add: exact
+  c.cost = cases::vq_gather(7, 3, DType::f64);
+  EXPECT_TRUE(check_op(c));
 }
 
 // The straight-through estimator: dL/dz = dL/dz_q exactly, and nothing reaches the codebook
@@ -371,26 +444,22 @@ TEST_F(Vq, StraightThroughPassesTheGradientUnchanged) {
 
 // The whole quantizer on cuda against cpu: values, losses and every gradient.
 TEST_F(Vq, VectorQuantizeCudaMatchesCpu) {
-  if (!has_cuda_) GTEST_SKIP() << "needs the cuda backend (SIMT or a GPU)";
-  Generator gen(10);
   for (DType dtype : {DType::f32, DType::f64}) {
-    const Planted p = planted(517, 70, 6, gen);
-    auto run = [&](Device device) {
-      const Tensor z = p.z.to(dtype).to(device).detach().requires_grad_();
-      const Tensor e = p.codebook.to(dtype).to(device).detach().requires_grad_();
-      const VectorQuantizeResult q = vector_quantize(z, e, {0.25, false});
-      Generator wgen(11);
-      const Tensor w = uniform(z.shape(), -1.0, 1.0, wgen, dtype).to(device);
-      add(sum(mul(q.z_q, w)), q.loss).backward();
-      return std::vector<Tensor>{q.indices, q.z_q.detach(), q.loss.detach(), q.counts,
-                                 z.grad(), e.grad()};
+    OpCase c;
+    c.name = std::string("vector_quantize [517, 6] against 70 codes ") + dtype_name(dtype);
+    c.seed = 10;
+    c.inputs = [dtype](Generator& g) {
+      const Planted p = planted(517, 70, 6, g);
+      return Tensors{p.z.to(dtype), p.codebook.to(dtype)};
     };
-    const std::vector<Tensor> cpu = run(Device::cpu()), cuda = run(kCuda);
-    const double tol = dtype == DType::f32 ? 1e-5 : 1e-12;
-    EXPECT_TRUE(identical(cuda[0].to(Device::cpu()), cpu[0]));
-    EXPECT_TRUE(identical(cuda[3].to(Device::cpu()), cpu[3]));
-    for (int i : {1, 2, 4, 5})
-      EXPECT_TRUE(all_close(cuda[i], values_of(cpu[i]), tol, tol)) << "output " << i;
+    c.op = [](const Tensors& in) {
+      const VectorQuantizeResult q = vector_quantize(in[0], in[1], {0.25, false});
+      return Tensors{q.indices, q.z_q, q.loss, q.counts};
+    };
+    c.tolerance = per_dtype(near(1e-5, 1e-5), near(1e-12, 1e-12));  // indices, counts exact
+    c.gradients = true;  // of Σ z_q·w + loss·w′: through the straight-through and both losses
+    c.cost = cases::vq_argmin({517, 70, 6}, dtype);
+    EXPECT_TRUE(check_op(c));
   }
 }
 
@@ -476,8 +545,8 @@ TEST_F(Vq, BadInputGivesClearErrors) {
     EXPECT_LATENT_ERROR(vector_quantize(empty({0, 3}, DType::f32, device), ed), "empty");
     EXPECT_LATENT_ERROR(vector_quantize(zd, ed, {-1.0, false}), "beta");
   }
-  if (has_cuda_) {
-    EXPECT_LATENT_ERROR(vq_argmin(z, e.to(kCuda)), "vq_argmin", "cpu", "cuda:0");
+  if (test::has_cuda()) {
+    EXPECT_LATENT_ERROR(vq_argmin(z, e.to(test::cuda_device())), "vq_argmin", "cpu", "cuda:0");
   }
 }
 

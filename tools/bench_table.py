@@ -5,8 +5,10 @@ bandwidth, baseline and speed-up.
 
 The copy bandwidth is the best bytes/s of BM_copy (a device-to-device copy) at its largest
 size. A benchmark's baseline is the benchmark of the same binary and argument whose name
-marks it as the alternative (unfused, naive, gemm, atomic, composition) or, for PyTorch, the
-torch/ entry with the same kernel name and size.
+marks it as the alternative (unfused, naive, cublas, atomic, composition) or, for PyTorch, the
+torch/ entry with the same kernel name and size. The binaries are bench/<family>_bench, one per
+kernel family (adam, conv, elementwise, fsq, gemm, random, reduce, train_step, vae, vq); "gemm"
+names a family (bench/gemm_bench), not a baseline.
 
 Usage: bench_table.py RESULTS_DIR > RESULTS_DIR/README.md
 """
@@ -15,7 +17,7 @@ import os
 import re
 import sys
 
-BASELINE_MARKERS = ("unfused", "naive", "gemm", "cublas", "atomic", "composition", "baseline")
+BASELINE_MARKERS = ("unfused", "naive", "cublas", "atomic", "composition", "baseline")
 # Words that name a variant rather than the operation: "vq_argmin_fused" and
 # "vq_argmin_cublas" are the same operation, "reparam_kl_fused_forward" and
 # "reparam_kl_unfused_forward" too.

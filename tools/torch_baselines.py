@@ -68,6 +68,15 @@ def main():
             return z, kl
 
         out.append(entry(f"BM_reparam_kl_fused_forward/{n}", timed(reparam_kl), 12.0 * n))
+        # The Philox fills of bench/random_bench (torch's own generator: same job, other bits).
+        out.append(entry(f"BM_random_uniform/{n}", timed(lambda: y.uniform_()), 4.0 * n))
+        out.append(entry(f"BM_random_normal/{n}", timed(lambda: y.normal_()), 4.0 * n))
+    # GEMM at bench/gemm_bench's shapes (cases::gemm_bench_shapes in tests/op_cases.h).
+    for m, k, n in ((128, 128, 128), (256, 256, 256), (512, 512, 512), (1024, 1024, 1024),
+                    (6272, 512, 64)):
+        a, b = torch.randn(m, k, device=dev), torch.randn(k, n, device=dev)
+        out.append(entry(f"BM_gemm_forward/M:{m}/K:{k}/N:{n}", timed(lambda: a @ b),
+                         4.0 * (m * k + k * n + m * n), 2.0 * m * n * k))
     # Nearest-codebook argmin: cdist + argmin (forms the N x K matrix).
     # Sizes of bench/vq_bench's GPU suite.
     for n in (4096, 65536, 262144):
