@@ -105,7 +105,7 @@ def main():
         opt.step()
 
     seconds = timed(step)
-    e = entry("BM_autoencoder_train_step/256", seconds)
+    e = entry("BM_train_step_ae/256", seconds)
     e["images/s"] = 256 / seconds
     out.append(e)
     with open(args.out, "w") as f:
