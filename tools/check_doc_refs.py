@@ -8,6 +8,7 @@ over README.md and docs/*.md. It fails, naming the file and line of the guide, w
   * prose cites a line number: "line 102", "lines 130–131" or `kernels/fsq.cuh:57`
     (line numbers go stale with every edit; the guide names functions, kernels and
     tests instead);
+  * a link carries a line anchor (`../kernels/fsq.cuh#L116`);
   * a repository path in backticks (`kernels/vae.cuh`, `src/ops/`) or a Markdown link or
     image target does not exist; a path written with a placeholder (`kernels/<concept>.cuh`)
     or a glob is not checked, and `bench/vae_bench` may name the binary built from
@@ -99,6 +100,9 @@ def main() -> int:
                                              for ext in (".cpp", ".cu", ".cuh", ".py"))):
                     errors.append(f"{where}: `{target}` does not exist")
             for match in LINK.finditer(line):
+                if re.search(r"#L\d+", match.group(1)):
+                    errors.append(f"{where}: {match.group(1)}: a line anchor; link the file "
+                                  f"and name the function")
                 target = match.group(1).split("#")[0]
                 if not target or re.match(r"^[a-z]+://", target) or target.startswith("mailto:"):
                     continue
