@@ -17,7 +17,9 @@
 //
 // ε is never stored. Element i (flat index over the whole tensor) takes the normal
 // philox_normal(seed, offset, i); the backward pass recomputes it from the same counter,
-// which costs ~20 FLOPs per element instead of 4 bytes written and 4 read.
+// which costs one Box–Muller half per element (14.5 fma, ~20 FP64 operations in all, ½ a
+// division and ½ a square root: the count of kernels/philox_normal.cuh) instead of 4 bytes
+// written and 4 read.
 //
 // Layout and launch. The tensors are contiguous [N, D] (D = every latent dimension of a
 // sample: a flat vector or a C×H×W grid). Each row is cut into tiles of `chunk` elements
@@ -35,8 +37,11 @@
 // Traffic per element (float32): forward reads μ, ℓ (8 B) and writes z (4 B) = 12 B;
 // KL-only forward 8 B; backward reads μ, ℓ, dL/dz (12 B) and writes dL/dμ, dL/dℓ (8 B) =
 // 20 B; the unfused composition (randn, exp, mul, add, the KL as ~6 kernels, a sum) moves
-// ~96 B forward, ~100 B backward. FLOPs per element: Box–Muller in float64 ≈ 15 fma, ½ a
-// division and ½ a square root; exp, expm1, ~10 more in T. Memory-bound on a GPU.
+// ~96 B forward, ~100 B backward. FLOPs per element: Box–Muller in float64, 14.5 fma and
+// ~20 FP64 operations in all, ½ a division and ½ a square root; the KL's series, ≤ 11 fma in
+// float64 (float32 data); exp, expm1, ~10 more in T. Memory-bound on an FP64-rich GPU
+// (H100, H200: ~40 FP64 FLOPs per 12 bytes is well below their FP64 ridge of ~10 per
+// byte); FP64-bound on consumer GPUs, whose FP64 runs at 1/64 of the FP32 rate.
 #pragma once
 
 #include <cstdint>
