@@ -12,9 +12,14 @@
 // so that (seed, offset, i) alone fixes the numbers: the cpu backend, the SIMT executor and
 // a GPU draw the same bits for the same element, whatever the launch shape.
 //
-// One round: (L0, R0, L1, R1) -> (hi(M1·R1) ^ L0' ... ) as below; ten rounds with the key
-// bumped by the Weyl constants between rounds. Cost per call: 10 rounds × 2 32×32→64
-// multiplies, ~40 integer ops; 16 bytes of output, no memory traffic.
+// One round, on the counter words (x0, x1, x2, x3) and the round key (k0, k1), with the
+// 32×32 → 64-bit products M0·x0 = (hi0, lo0) and M1·x2 = (hi1, lo1):
+//
+//   (x0, x1, x2, x3) ← (hi1 ^ x1 ^ k0,  lo1,  hi0 ^ x3 ^ k1,  lo0)
+//
+// M0 = 0xD2511F53, M1 = 0xCD9E8D57. Ten rounds; before each round after the first the key is
+// bumped by the Weyl constants, k0 += 0x9E3779B9, k1 += 0xBB67AE85. Cost per call: 10 rounds
+// × 2 32×32→64 multiplies, ~40 integer ops; 16 bytes of output, no memory traffic.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,7 @@
 // i % 4 ∈ {2, 3}, the cosine for even i and the sine for odd i (as kernels/random.cuh did
 // before, so a draw's layout is unchanged).
 //
-// Why not libm. The issue asks for bitwise-identical ε on the cpu backend, the SIMT executor
+// Why not libm. latent promises bitwise-identical ε on the cpu backend, the SIMT executor
 // and a GPU. log, sin and cos from the host's libm and from CUDA's math library are both
 // accurate to an ulp or so, but not to the same bits. So this file computes them itself,
 // in float64, with nothing but operations IEEE 754 rounds exactly: + − × ÷ sqrt and the
@@ -22,8 +22,9 @@
 // The one trap is contraction: nvcc (and g++ with -mfma) may turn a·b + c into one fma,
 // which rounds once instead of twice and changes the last bit. Here every multiply-add is
 // written as an explicit fma (so there is nothing left to contract), and a bare product is
-// only ever used as a factor of an fma, as an argument of sqrt, or as a final result —
-// places where no compiler can fuse it. tests/philox_normal_test.cpp pins golden bit
+// only ever used as a factor of an fma, as an argument of sqrt, as a final result, or —
+// for the two products by 2 (2.0·s and −2.0·ln m, exact, so rounding them changes nothing)
+// — as an fma's addend: no place where a contraction could change a bit. tests/philox_normal_test.cpp pins golden bit
 // patterns, so a build that broke this would fail there.
 //
 // ln u1: v = w1 + 1 in [1, 2^32] is split exactly into 2^e · m with m in [√½, √2] (integer
@@ -35,7 +36,12 @@
 //   sin x and cos x are Taylor series (through x^17 and x^18: below 2^−54 on that range),
 //   and the quadrant only swaps and negates them (exact).
 //
-// Cost per pair of normals: one division, one square root, about 40 fma; no memory traffic.
+// Cost per pair of normals (count the source): 29 fma (12 for ln u1, 8 for sin, 9 for cos),
+// 9 multiplications, 2 additions, one division and one square root, all float64 — 58 fma
+// per Philox call, 14.5 fma and ~20 FP64 operations in all per normal; no memory traffic.
+// That is the count the other files cite. On an FP64-rich GPU (H100, H200: FP64 at half the
+// FP32 rate) it hides under a memory-bound kernel's traffic; on consumer GPUs (FP64 at 1/64
+// of FP32) it does not, and a kernel that draws normals becomes FP64-bound.
 // Accuracy: within a few ulp of the exact Box–Muller values (the tests compare with libm).
 #pragma once
 
@@ -91,8 +97,8 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE int highest_bit(std::uint64_t v) {
 #endif
 }
 
-// 2·ln 2 split in two: the high part keeps 41 significant bits, so k·hi is exact for the
-// |k| ≤ 64 used here; the low part carries the rest.
+// 2·ln 2 split in two: the high part keeps 40 significant bits (its last set bit is 2^−39),
+// so k·hi is exact for the |k| ≤ 64 used here; the low part carries the rest.
 constexpr double kTwoLn2Hi = 0x1.62e42fefa2000p+0;
 constexpr double kTwoLn2Lo = 1.4742005130335598e-12;
 // 2π / 2^32: one step of w2, in radians.

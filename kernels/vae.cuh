@@ -11,11 +11,15 @@
 //             dL/dℓ    = [ℓmin ≤ ℓ ≤ ℓmax] · (dL/dz·½·σ·ε + g[n]·½·(exp(ℓc) − 1))
 //
 // exp(ℓc) − 1 is computed as expm1(ℓc): near ℓ = 0 it is a difference of nearly equal
-// numbers, and the KL of a nearly-prior unit would lose most of its bits otherwise.
+// numbers, and the gradient of a nearly-prior unit would lose most of its bits otherwise.
+// The KL's own term expm1(ℓc) − ℓc ≈ ℓc²/2 cancels again; for |ℓc| < ½ it is a short series
+// in float64 instead (expm1_minus_x), accurate to a float ulp down to |ℓ| = 10⁻⁸ and below.
 //
 // ε is never stored. Element i (flat index over the whole tensor) takes the normal
 // philox_normal(seed, offset, i); the backward pass recomputes it from the same counter,
-// which costs ~20 FLOPs per element instead of 4 bytes written and 4 read.
+// which costs one Box–Muller half per element (14.5 fma, ~20 FP64 operations in all, ½ a
+// division and ½ a square root: the count of kernels/philox_normal.cuh) instead of 4 bytes
+// written and 4 read.
 //
 // Layout and launch. The tensors are contiguous [N, D] (D = every latent dimension of a
 // sample: a flat vector or a C×H×W grid). Each row is cut into tiles of `chunk` elements
@@ -33,8 +37,11 @@
 // Traffic per element (float32): forward reads μ, ℓ (8 B) and writes z (4 B) = 12 B;
 // KL-only forward 8 B; backward reads μ, ℓ, dL/dz (12 B) and writes dL/dμ, dL/dℓ (8 B) =
 // 20 B; the unfused composition (randn, exp, mul, add, the KL as ~6 kernels, a sum) moves
-// ~96 B forward, ~100 B backward. FLOPs per element: Box–Muller in float64 ≈ 15 fma, ½ a
-// division and ½ a square root; exp, expm1, ~10 more in T. Memory-bound on a GPU.
+// ~96 B forward, ~100 B backward. FLOPs per element: Box–Muller in float64, 14.5 fma and
+// ~20 FP64 operations in all, ½ a division and ½ a square root; the KL's series, ≤ 11 fma in
+// float64 (float32 data); exp, expm1, ~10 more in T. Memory-bound on an FP64-rich GPU
+// (H100, H200: ~40 FP64 FLOPs per 12 bytes is well below their FP64 ridge of ~10 per
+// byte); FP64-bound on consumer GPUs, whose FP64 runs at 1/64 of the FP32 rate.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +69,39 @@ struct ReparamShape {
 // Bits of the `nonfinite` flag the forward kernel raises.
 constexpr int kNonfiniteMu = 1;
 constexpr int kNonfiniteLogvar = 2;
+
+// expm1(ℓ) − ℓ = Σ_{k≥2} ℓ^k/k! ≈ ℓ²/2, in float64. Computed as expm1(ℓ) − ℓ in T it is a
+// difference of nearly equal numbers that loses about log2(2/|ℓ|) bits: 12 of float's 24 at
+// |ℓ| = 10⁻³, all of them below |ℓ| ≈ 10⁻⁷ (expm1f(ℓ) == ℓ, so a nearly-prior unit's term is
+// 0). So for |ℓ| < ½ it is the series, by Horner in float64 with explicit fma (the same bits
+// on every backend and under any contraction setting): through ℓ¹¹ for float (truncation
+// below 2⁻³³ of the value), through ℓ¹⁸ for double (below 2⁻⁶⁰). For |ℓ| ≥ ½ the cancellation
+// costs at most 2 bits and expm1 in T, less ℓ in float64, is used.
+template <class T>
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double expm1_minus_x(T lc) {
+  const double x = static_cast<double>(lc);
+  if (x > -0.5 && x < 0.5) {
+    constexpr int kLast = sizeof(T) <= 4 ? 11 : 18;
+    double factorial = 1.0;  // k! is exact in float64 up to 18!
+    for (int k = 2; k <= kLast; ++k) factorial *= k;
+    double p = 1.0 / factorial;  // 1/kLast!
+#pragma unroll
+    for (int k = kLast; k > 2; --k) {
+      factorial /= k;  // (k − 1)!, exact
+      p = normal_detail::fma_rn(p, x, 1.0 / factorial);
+    }
+    return (x * x) * p;  // ℓ²·(1/2! + ℓ/3! + …)
+  }
+  return static_cast<double>(math_expm1(lc)) - x;
+}
+
+// One element's KL term ½(μ² + expm1(ℓc) − ℓc), in float64; shared by the kernels and the
+// cpu reference (src/backends/cpu/vae.cpp), so both give the same bits.
+template <class T>
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double kl_term(T mu, T lc) {
+  const double m = static_cast<double>(mu);
+  return 0.5 * normal_detail::fma_rn(m, m, expm1_minus_x(lc));
+}
 
 namespace reparam_detail {
 
@@ -104,14 +144,14 @@ __device__ __forceinline__ bool finite(T x) {
   return x - x == T(0);  // false for ±Inf (Inf − Inf = NaN) and NaN
 }
 
-// The forward of one element: z, and its KL term ½(μ² + expm1(ℓc) − ℓc).
+// The forward of one element: z, and its KL term ½(μ² + expm1(ℓc) − ℓc) (kl_term).
 template <class T>
 __device__ __forceinline__ T forward_element(T mu, T lv, double eps, const ReparamShape& s,
                                              double& kl, int& nonfinite) {
   if (!finite(mu)) nonfinite |= kNonfiniteMu;
   if (!finite(lv)) nonfinite |= kNonfiniteLogvar;
   const T lc = clamp_logvar(lv, s);
-  kl += 0.5 * (static_cast<double>(mu) * mu + static_cast<double>(math_expm1(lc) - lc));
+  kl += kl_term(mu, lc);
   return mu + math_exp(T(0.5) * lc) * static_cast<T>(eps);
 }
 

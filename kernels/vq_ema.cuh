@@ -6,7 +6,8 @@
 //
 //     n_k = #{i : idx_i = k}            m_k = Σ_{i : idx_i = k} z_i
 //
-// EMA update, decay γ (default 0.99), Laplace smoothing ε = 1e-5:
+// EMA update, decay γ (default 0.99), Laplace smoothing ε = 1e-5 (the smoothing and its ε are
+// DeepMind Sonnet's VectorQuantizerEMA; the VQ-VAE paper gives the N and M updates only):
 //
 //     N_k ← γ·N_k + (1 − γ)·n_k         M_k ← γ·M_k + (1 − γ)·m_k
 //     Ñ_k = (N_k + ε) / (ΣN + K·ε) · ΣN      e_k = M_k / Ñ_k
@@ -42,8 +43,9 @@
 //       land, so it is never the default.
 // Bytes: N·D elements of z and N indices read once (plus the partials: B·K·D for "shared",
 // about (N/kVqPiece + K)·D for "sorted"); FLOPs: one add per element of z.
-// EMA update: reads N, M, n, m and writes N, M, E: about 5 words per codebook element, no
-// reuse, so it is purely memory-bound (16-byte vector loads when D % 4 == 0).
+// EMA update: per codebook element it reads M and m and writes M and E, 4 words (N, n and Ñ
+// are per code: K words each); no reuse, so it is purely memory-bound (16-byte vector loads
+// when D % 4 == 0).
 #pragma once
 
 #include <cstdint>

@@ -179,6 +179,60 @@ TEST(Kl, ClosedFormByHand) {
   }
 }
 
+// A unit near the prior: ½(expm1(ℓ) − ℓ) ≈ ℓ²/4 is a difference of nearly equal numbers,
+// which in float32 loses 12 bits at |ℓ| = 1e-3 and everything below |ℓ| ≈ 1e-7. The kernels
+// use a series there; the result must match a long-double reference to a float ulp or two,
+// on both backends, bit for bit alike.
+// ½(expm1(ℓ) − ℓ) in long double without the cancellation: the series Σ_{k≥2} ℓ^k/k!.
+long double half_expm1_minus_x(long double l) {
+  if (std::fabs(l) >= 1.0L) return 0.5L * (std::expm1l(l) - l);
+  long double term = l * l / 2.0L, total = 0.0L;
+  for (int k = 3; k < 40; ++k) {
+    total += term;
+    term *= l / k;
+  }
+  return 0.5L * total;
+}
+
+TEST(Kl, NearThePriorMatchesALongDoubleReference) {
+  std::vector<float> logvars;
+  for (double magnitude : {1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8}) {
+    logvars.push_back(static_cast<float>(magnitude));
+    logvars.push_back(static_cast<float>(-magnitude));
+  }
+  logvars.push_back(0.49f);
+  logvars.push_back(-0.49f);
+  logvars.push_back(0.5f);
+  logvars.push_back(-2.0f);
+  const std::int64_t n = static_cast<std::int64_t>(logvars.size());
+  const Tensor mu = zeros({n, 1}, DType::f32);
+  const Tensor logvar = from_vector<float>(logvars, {n, 1});
+  std::vector<Tensor> results;
+  for (Device device : devices()) {
+    const Tensor kl = gaussian_kl(mu.to(device), logvar.to(device)).to(kCpu);
+    const std::vector<float> got = kl.to_vector<float>();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const long double l = logvars[static_cast<std::size_t>(i)];  // the float input, exactly
+      const long double exact = half_expm1_minus_x(l);
+      const double rel = static_cast<double>(std::fabs((got[static_cast<std::size_t>(i)] - exact) / exact));
+      EXPECT_LT(rel, 3e-7) << device.str() << " logvar " << logvars[static_cast<std::size_t>(i)]
+                           << ": kl " << got[static_cast<std::size_t>(i)] << " vs "
+                           << static_cast<double>(exact);
+    }
+    // And in float64, against the same reference to ~1e-15.
+    const Tensor kl64 = gaussian_kl(mu.to(DType::f64).to(device), logvar.to(DType::f64).to(device));
+    const std::vector<double> got64 = values_of(kl64);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const long double l = logvars[static_cast<std::size_t>(i)];
+      const long double exact = half_expm1_minus_x(l);
+      EXPECT_LT(static_cast<double>(std::fabs((got64[static_cast<std::size_t>(i)] - exact) / exact)), 4e-16)
+          << device.str() << " f64 logvar " << logvars[static_cast<std::size_t>(i)];
+    }
+    results.push_back(kl);
+  }
+  if (results.size() == 2) EXPECT_TRUE(test::identical(results[0], results[1]));
+}
+
 // KL(q ‖ p) = E_q[log q(z) − log p(z)] = E[−½ε² − ½ℓ + ½z²] (the ½ log 2π cancel).
 TEST(Kl, MatchesAMonteCarloEstimate) {
   test::PoisonScope poison;

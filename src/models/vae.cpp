@@ -19,6 +19,9 @@ constexpr double kLogvarMin = -30.0, kLogvarMax = 20.0;  // ReparamOptions' defa
 constexpr std::uint64_t kEvalOffset = std::uint64_t{1} << 62;
 // A unit is active when its KL, averaged over the test set, exceeds this (nats).
 constexpr double kActiveUnitNats = 0.01;
+// Burda et al. (2016) call a unit active when Cov_x(E_q[z]), the variance of its mean over the
+// test set, exceeds this; evaluate_extra reports both counts.
+constexpr double kActiveUnitCov = 0.01;
 
 ConvNetConfig with_latent_channels(ConvNetConfig net, std::int64_t channels) {
   net.latent_channels = channels;
@@ -173,8 +176,8 @@ std::map<std::string, double> Vae::evaluate_extra(const Dataset& test, Device de
   const std::int64_t n = test.size();
   LATENT_CHECK(n > 0, "Vae::evaluate_extra: the test set is empty");
   const bool variational = config_.beta > 0;
-  double kl_total = 0.0, recon_total = 0.0, squared_error = 0.0;
-  std::vector<double> unit_kl;
+  double kl_total = 0.0, recon_total = 0.0, squared_error = 0.0, log_normalizer = 0.0;
+  std::vector<double> unit_kl, mu_sum, mu_square_sum;
   std::int64_t batch_index = 0, pixels = 0;
   for (std::int64_t begin = 0; begin < n; begin += kBatch, ++batch_index) {
     const std::int64_t count = std::min(kBatch, n - begin);
@@ -191,28 +194,63 @@ std::map<std::string, double> Vae::evaluate_extra(const Dataset& test, Device de
           sum(kl_per_unit(q.mu, q.logvar), {0}).to(DType::f64).to(Device::cpu()).to_vector<double>();
       if (unit_kl.empty()) unit_kl.assign(units.size(), 0.0);
       for (std::size_t u = 0; u < units.size(); ++u) unit_kl[u] += units[u];
+      // Burda et al.'s activity: the variance over the test set of each unit's mean.
+      const std::vector<double> mu_values =
+          q.mu.contiguous().to(DType::f64).to(Device::cpu()).to_vector<double>();
+      const std::size_t units_per_image = units.size();
+      if (mu_sum.empty()) mu_sum.assign(units_per_image, 0.0), mu_square_sum.assign(units_per_image, 0.0);
+      for (std::size_t i = 0; i < mu_values.size(); ++i) {
+        mu_sum[i % units_per_image] += mu_values[i];
+        mu_square_sum[i % units_per_image] += mu_values[i] * mu_values[i];
+      }
     }
     const Tensor logits = decode_logits(z);
     if (config_.loss == "bce") {
       recon_total += reconstruction_nats(logits, images).item() * count;
+      // The continuous Bernoulli (Loaiza-Ganem & Cunningham, 2019) normalizes the BCE into a
+      // density on [0, 1]: log p(x | λ) = −BCE(λ, x) + log C(λ), with the logit a of λ,
+      // C = 2·atanh(1 − 2λ)/(1 − 2λ) = a / tanh(a/2) (2 at a = 0).
+      for (double a : logits.contiguous().to(DType::f64).to(Device::cpu()).to_vector<double>())
+        log_normalizer += std::abs(a) < 1e-4 ? std::log(2.0) + a * a / 12.0
+                                             : std::log(a / std::tanh(0.5 * a));
     } else {
       squared_error += sum(square(sub(sigmoid(logits), images))).item();
     }
   }
   double recon = recon_total / n;
+  std::map<std::string, double> out{{"latent_units", static_cast<double>(shape_numel(latent_shape()))}};
+  // Nats per image of a density on [0, 1]^D to bits per dimension of the 8-bit data: the
+  // dequantization correction adds D·ln 256 (a bin of width 1/256 per pixel).
+  auto bits_per_dim = [pixels](double nats) {
+    return (nats / static_cast<double>(pixels) + std::log(256.0)) / std::log(2.0);
+  };
   if (config_.loss != "bce") {
+    // σ² is the pooled squared error of the decodings of the sampled z.
     const double variance = std::max(squared_error / (static_cast<double>(n) * pixels), 1e-12);
     recon = 0.5 * pixels * (1.0 + std::log(2.0 * std::numbers::pi * variance));
+    out["recon_mse"] = variance;
+  } else {
+    out["cb_recon_nats"] = recon - log_normalizer / n;
   }
-  std::map<std::string, double> out{{"recon_nats", recon},
-                                    {"latent_units", static_cast<double>(shape_numel(latent_shape()))}};
+  out["recon_nats"] = recon;
   if (variational) {
     const double kl = kl_total / n;
-    std::int64_t active = 0;
+    std::int64_t active = 0, active_cov = 0;
     for (double total : unit_kl) active += total / n > kActiveUnitNats;
+    for (std::size_t u = 0; u < mu_sum.size(); ++u) {
+      const double mean_mu = mu_sum[u] / n;
+      active_cov += mu_square_sum[u] / n - mean_mu * mean_mu > kActiveUnitCov;
+    }
     out["kl_nats"] = kl;
     out["neg_elbo_nats"] = recon + kl;
     out["active_units"] = static_cast<double>(active);
+    out["active_units_cov"] = static_cast<double>(active_cov);
+    if (config_.loss == "bce") {
+      out["cb_neg_elbo_nats"] = out["cb_recon_nats"] + kl;
+      out["cb_bits_per_dim"] = bits_per_dim(out["cb_neg_elbo_nats"]);
+    } else {
+      out["bits_per_dim"] = bits_per_dim(recon + kl);
+    }
   }
   return out;
 }

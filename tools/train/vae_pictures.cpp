@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include "latent/autograd.h"
@@ -21,6 +23,53 @@ constexpr std::array<std::array<float, 3>, 10> kClassColours{{
     {0.74f, 0.74f, 0.13f}, {0.09f, 0.75f, 0.81f},
 }};
 
+// The class names of Fashion-MNIST, 0 … 9.
+constexpr std::array<const char*, 10> kClassNames{
+    "T-shirt", "trouser", "pullover", "dress", "coat",
+    "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
+
+// A 5×7 bitmap font for the characters the plot writes ('#' is ink).
+struct Glyph {
+  char c;
+  std::array<const char*, 7> rows;
+};
+constexpr std::array<Glyph, 33> kFont{{
+    {'0', {" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "}},
+    {'1', {"  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
+    {'2', {" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"}},
+    {'3', {"#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "}},
+    {'4', {"   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "}},
+    {'5', {"#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "}},
+    {'6', {"  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "}},
+    {'7', {"#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "}},
+    {'8', {" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "}},
+    {'9', {" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "}},
+    {'-', {"     ", "     ", "     ", " ### ", "     ", "     ", "     "}},
+    {'.', {"     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "}},
+    {'a', {"     ", "     ", " ### ", "    #", " ####", "#   #", " ####"}},
+    {'b', {"#    ", "#    ", "# ## ", "##  #", "#   #", "#   #", "#### "}},
+    {'c', {"     ", "     ", " ### ", "#    ", "#    ", "#   #", " ### "}},
+    {'d', {"    #", "    #", " ## #", "#  ##", "#   #", "#   #", " ####"}},
+    {'e', {"     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "}},
+    {'g', {"     ", " ####", "#   #", "#   #", " ####", "    #", " ### "}},
+    {'h', {"#    ", "#    ", "# ## ", "##  #", "#   #", "#   #", "#   #"}},
+    {'i', {"  #  ", "     ", " ##  ", "  #  ", "  #  ", "  #  ", " ### "}},
+    {'k', {"#    ", "#    ", "#  # ", "# #  ", "##   ", "# #  ", "#  # "}},
+    {'l', {" ##  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
+    {'n', {"     ", "     ", "# ## ", "##  #", "#   #", "#   #", "#   #"}},
+    {'o', {"     ", "     ", " ### ", "#   #", "#   #", "#   #", " ### "}},
+    {'p', {"     ", "     ", "#### ", "#   #", "#### ", "#    ", "#    "}},
+    {'r', {"     ", "     ", "# ## ", "##  #", "#    ", "#    ", "#    "}},
+    {'s', {"     ", "     ", " ####", "#    ", " ### ", "    #", "#### "}},
+    {'t', {" #   ", " #   ", "###  ", " #   ", " #   ", " #  #", "  ## "}},
+    {'u', {"     ", "     ", "#   #", "#   #", "#   #", "#  ##", " ## #"}},
+    {'v', {"     ", "     ", "#   #", "#   #", "#   #", " # # ", "  #  "}},
+    {'z', {"     ", "     ", "#####", "   # ", "  #  ", " #   ", "#####"}},
+    {'T', {"#####", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  "}},
+    {' ', {"     ", "     ", "     ", "     ", "     ", "     ", "     "}},
+}};
+constexpr std::int64_t kGlyphWidth = 6, kGlyphHeight = 7;  // with one column of spacing
+
 // An RGB canvas [3, H, W] in [0, 1], drawn pixel by pixel.
 class Canvas {
  public:
@@ -34,6 +83,18 @@ class Canvas {
     for (std::int64_t y = cy - radius; y <= cy + radius; ++y)
       for (std::int64_t x = cx - radius; x <= cx + radius; ++x) put(y, x, rgb);
   }
+  // Text with its top-left corner at (y, x); characters outside the font are skipped.
+  void text(std::int64_t y, std::int64_t x, const std::string& s, const std::array<float, 3>& rgb) {
+    for (char ch : s) {
+      for (const Glyph& g : kFont) {
+        if (g.c != ch) continue;
+        for (std::int64_t r = 0; r < kGlyphHeight; ++r)
+          for (std::int64_t c = 0; c < 5; ++c)
+            if (g.rows[static_cast<std::size_t>(r)][c] == '#') put(y + r, x + c, rgb);
+      }
+      x += kGlyphWidth;
+    }
+  }
   Tensor tensor() const { return from_vector(pixels_, {3, h_, w_}); }
 
  private:
@@ -41,11 +102,32 @@ class Canvas {
   std::vector<float> pixels_;
 };
 
+std::int64_t text_width(const std::string& s) {
+  return static_cast<std::int64_t>(s.size()) * kGlyphWidth - 1;
+}
+
+// The smallest of 1, 2, 5 × 10^k that is at least x.
+double nice_step(double x) {
+  const double decade = std::pow(10.0, std::floor(std::log10(x)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * decade >= x) return m * decade;
+  return 10.0 * decade;
+}
+
+std::string tick_label(double v, double step) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, step >= 1.0 ? "%.0f" : "%.1f", v);
+  return buffer;
+}
+
 // The test set's 2-D means as a scatter plot coloured by class, with the prior's 1σ, 2σ and
-// 3σ circles and the axes in grey, and a legend strip of the ten class colours (0 … 9, left
-// to right) below.
+// 3σ circles, the axes z1 = 0 and z2 = 0 in grey, ticks and their values on the frame (the
+// plot's scale follows the data, so read the ticks: an autoencoder's codes can spread ten
+// times wider than a VAE's), and a legend of the ten class names below.
 Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t>& labels) {
-  constexpr std::int64_t kSize = 512, kMargin = 16, kLegend = 28;
+  constexpr std::int64_t kSize = 512, kInner = 8;      // the plot square, its inner margin
+  constexpr std::int64_t kLeft = 40, kTop = 12, kRight = 16, kBottom = 22;
+  constexpr std::int64_t kLegendRow = 16, kLegendRows = 2;
   const std::size_t n = labels.size();
   // Symmetric range: the 99.5th percentile of |coordinate|, so a few outliers do not shrink
   // the cloud, and never less than the prior's 3σ.
@@ -56,19 +138,21 @@ Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t
       1.05 * std::max(3.0, static_cast<double>(
                                magnitudes[std::min(magnitudes.size() - 1,
                                                    static_cast<std::size_t>(0.995 * magnitudes.size()))]));
-  const double scale = (kSize - 2 * kMargin) / (2.0 * extent);
-  auto to_x = [&](double v) { return static_cast<std::int64_t>(std::lround(kSize / 2.0 + v * scale)); };
-  auto to_y = [&](double v) { return static_cast<std::int64_t>(std::lround(kSize / 2.0 - v * scale)); };
+  const double scale = (kSize - 2 * kInner) / (2.0 * extent);
+  auto to_x = [&](double v) { return kLeft + static_cast<std::int64_t>(std::lround(kSize / 2.0 + v * scale)); };
+  auto to_y = [&](double v) { return kTop + static_cast<std::int64_t>(std::lround(kSize / 2.0 - v * scale)); };
 
-  Canvas canvas(kSize + kLegend, kSize);
+  const std::int64_t width = kLeft + kSize + kRight;
+  const std::int64_t height = kTop + kSize + kBottom + kLegendRows * kLegendRow + 6;
+  Canvas canvas(height, width);
   const std::array<float, 3> grey{0.8f, 0.8f, 0.8f}, frame{0.3f, 0.3f, 0.3f};
   for (std::int64_t i = 0; i < kSize; ++i) {
-    canvas.put(to_y(0.0), i, grey);
-    canvas.put(i, to_x(0.0), grey);
-    canvas.put(0, i, frame);
-    canvas.put(kSize - 1, i, frame);
-    canvas.put(i, 0, frame);
-    canvas.put(i, kSize - 1, frame);
+    canvas.put(to_y(0.0), kLeft + i, grey);
+    canvas.put(kTop + i, to_x(0.0), grey);
+    canvas.put(kTop, kLeft + i, frame);
+    canvas.put(kTop + kSize - 1, kLeft + i, frame);
+    canvas.put(kTop + i, kLeft, frame);
+    canvas.put(kTop + i, kLeft + kSize - 1, frame);
   }
   for (int r = 1; r <= 3; ++r) {
     for (int k = 0; k < 2000; ++k) {
@@ -76,13 +160,35 @@ Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t
       canvas.put(to_y(r * std::sin(a)), to_x(r * std::cos(a)), grey);
     }
   }
+  // Ticks every `step` on all four sides, values on the left and the bottom.
+  const double step = nice_step(extent / 4.0);
+  const auto last_tick = static_cast<std::int64_t>(std::floor(extent / step));
+  for (std::int64_t t = -last_tick; t <= last_tick; ++t) {
+    const double v = static_cast<double>(t) * step;
+    const std::int64_t x = to_x(v), y = to_y(v);
+    for (std::int64_t k = 0; k < 5; ++k) {
+      canvas.put(kTop + kSize - 1 - k, x, frame);
+      canvas.put(kTop + k, x, frame);
+      canvas.put(y, kLeft + k, frame);
+      canvas.put(y, kLeft + kSize - 1 - k, frame);
+    }
+    const std::string label = tick_label(v, step);
+    canvas.text(kTop + kSize + 4, x - text_width(label) / 2, label, frame);
+    canvas.text(y - kGlyphHeight / 2, kLeft - 4 - text_width(label), label, frame);
+  }
+  canvas.text(kTop + kSize - 12, kLeft + kSize - 8 - text_width("z1"), "z1", frame);
+  canvas.text(kTop + 8, kLeft + 8, "z2", frame);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& colour = kClassColours[static_cast<std::size_t>(labels[i]) % 10];
     canvas.square(to_y(xy[2 * i + 1]), to_x(xy[2 * i]), 1, colour);
   }
+  // The legend: two rows of five classes, a colour square and the name.
   for (std::int64_t c = 0; c < 10; ++c) {
-    const std::int64_t cx = kMargin + 8 + c * (kSize - 2 * kMargin) / 10;
-    canvas.square(kSize + kLegend / 2, cx, 6, kClassColours[c]);
+    const std::int64_t row = c / 5, column = c % 5;
+    const std::int64_t y = kTop + kSize + kBottom + row * kLegendRow + kLegendRow / 2;
+    const std::int64_t x = kLeft + column * (kSize / 5);
+    canvas.square(y, x + 5, 5, kClassColours[static_cast<std::size_t>(c)]);
+    canvas.text(y - kGlyphHeight / 2, x + 14, kClassNames[static_cast<std::size_t>(c)], frame);
   }
   return canvas.tensor();
 }

@@ -11,6 +11,7 @@
 #include "backends/registry.h"
 #include "backends/vae.h"
 #include "kernels/philox_normal.cuh"
+#include "kernels/vae.cuh"
 
 namespace latent::cpu {
 namespace {
@@ -64,8 +65,7 @@ void reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Ten
         }
         const T lc = std::min(std::max(lv, lo), hi);
         if (out_z) out_z[i] = mu_i + std::exp(T(0.5) * lc) * static_cast<T>(eps.at(i));
-        kl_sum += 0.5 * (static_cast<double>(mu_i) * mu_i +
-                         static_cast<double>(std::expm1(lc) - lc));
+        kl_sum += kernels::kl_term(mu_i, lc);  // the kernels' own term, bit for bit
       }
       if (out_kl) out_kl[row] = static_cast<T>(kl_sum);
     }
