@@ -5,7 +5,10 @@ Google Benchmark JSON shape so tools/bench_table.py can put each beside its late
 Each entry is named like the latent benchmark it is the baseline of (e.g. "BM_copy/67108864").
 Eager PyTorch, float32, CUDA events, warm-up first, median of repeated runs.
 
-Usage: torch_baselines.py --out FILE.json
+Usage: torch_baselines.py [--quick] --out FILE.json
+  --quick: only the sizes of tools/gpu-check's quick benchmark list (2^26 elements, every GEMM
+  shape, the argmin shapes N = 65536 at K 1024/16384 and D 8/64/256 and N = 262144, K = 16384,
+  D = 256, the training step).
 """
 import argparse
 import json
@@ -41,10 +44,11 @@ def entry(name, seconds, bytes_moved=0.0, flops=0.0):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--quick", action="store_true", help="only gpu-check's quick sizes")
     args = parser.parse_args()
     dev = torch.device("cuda")
     out = []
-    for log2 in range(16, 27, 2):
+    for log2 in (26,) if args.quick else range(16, 27, 2):
         n = 1 << log2
         x = torch.rand(n, device=dev)
         y = torch.empty_like(x)
@@ -79,14 +83,16 @@ def main():
                          4.0 * (m * k + k * n + m * n), 2.0 * m * n * k))
     # Nearest-codebook argmin: cdist + argmin (forms the N x K matrix).
     # Sizes of bench/vq_bench's GPU suite.
-    for n in (4096, 65536, 262144):
-        for k in (512, 1024, 8192, 16384):
-            for d in (8, 32, 64, 256):
-                zq = torch.rand(n, d, device=dev)
-                codebook = torch.rand(k, d, device=dev)
-                seconds = timed(lambda: torch.cdist(zq, codebook).argmin(dim=1), repeats=5)
-                out.append(entry(f"BM_vq_argmin_fused/N:{n}/K:{k}/D:{d}", seconds,
-                                 4.0 * (n + k) * d, 2.0 * n * k * d))
+    shapes = [(n, k, d) for n in (4096, 65536, 262144) for k in (512, 1024, 8192, 16384)
+              for d in (8, 32, 64, 256)]
+    if args.quick:
+        shapes = [(65536, k, d) for k in (1024, 16384) for d in (8, 64, 256)] + [(262144, 16384, 256)]
+    for n, k, d in shapes:
+        zq = torch.rand(n, d, device=dev)
+        codebook = torch.rand(k, d, device=dev)
+        seconds = timed(lambda: torch.cdist(zq, codebook).argmin(dim=1), repeats=5)
+        out.append(entry(f"BM_vq_argmin_fused/N:{n}/K:{k}/D:{d}", seconds,
+                         4.0 * (n + k) * d, 2.0 * n * k * d))
     # One training step of the same autoencoder (batch 256).
     enc = torch.nn.Sequential(
         torch.nn.Conv2d(1, 32, 4, 2, 1), torch.nn.SiLU(), torch.nn.Conv2d(32, 64, 4, 2, 1),
