@@ -101,6 +101,8 @@ TEST_F(DataIdx, MalformedFilesAreErrorsNamingTheFile) {
       {"truncated", header + std::string(7, '\1'), "truncated"},
       {"trailing", header + std::string(9, '\1'), "unexpected bytes"},
       {"rank", be32(0x00000802) + be32(2) + be32(2) + "abcd", "magic number 2050"},
+      // [2^16, 2^24, 2^24] multiplies to 2^64: wrapped to 0 it would pass a size check.
+      {"wraps", be32(2051) + be32(1u << 16) + be32(1u << 24) + be32(1u << 24), "absurdly large"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -16,6 +16,7 @@
 #include <functional>
 #include <limits>
 
+#include "latent/fsq.h"
 #include "latent/io.h"
 #include "latent/ops.h"
 #include "latent/random.h"
@@ -214,6 +215,29 @@ std::string npy_bytes(const std::string& dict, const std::string& data, int majo
   header += std::string((64 - (prefix + header.size() + 1) % 64) % 64, ' ') + "\n";
   return std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0' +
          le_bytes(header.size(), major == 1 ? 2 : 4) + header + data;
+}
+
+// A shape whose strides overflow int64 is an error whatever the order of its dimensions and
+// whether one of them is 0 (the product of the sizes alone would be 0 and pass).
+TEST_F(Npy, HugeShapesAreErrorsInAnyOrderWithOrWithoutAZero) {
+  for (const char* shape : {"(0, 4611686018427387904, 4611686018427387904)",
+                            "(0, 9223372036854775807, 4)", "(4611686018427387904, 4, 4)"}) {
+    SCOPED_TRACE(shape);
+    const std::string file = write_raw(
+        "huge.npy", npy_bytes(std::string("{'descr': '<f4', 'fortran_order': False, 'shape': ") +
+                                  shape + ", }",
+                              ""));
+    EXPECT_LATENT_ERROR(load_npy(file), file, "too large");
+  }
+  // Empty but addressable: loads, and is contiguous (nothing is walked or copied).
+  const std::string empty = write_raw(
+      "empty.npy",
+      npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387905, 0, 4), }",
+                ""));
+  const Tensor t = load_npy(empty);
+  EXPECT_EQ(t.numel(), 0);
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(fsq_quantize(t, {8, 5, 5, 5}).codes.numel(), 0);
 }
 
 TEST_F(Npy, ReadsVersion2FortranOrderAndConvertedDtypes) {

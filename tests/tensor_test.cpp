@@ -452,3 +452,39 @@ TEST(TensorPrint, MarksTensorsThatRequireGrad) {
 
 }  // namespace
 }  // namespace latent
+
+namespace latent {
+namespace {
+
+// Shapes are validated in one place (checked_numel): negative sizes and shapes whose strides
+// overflow int64 are errors in any order of the dimensions, with or without a zero; an empty
+// tensor is contiguous and no loop walks its dimensions.
+TEST(TensorShapes, OverflowingShapesAreErrorsInAnyOrder) {
+  const std::int64_t big = std::int64_t{1} << 62;
+  // Strides of [0, 2^62, 2^62] are [2^124, 2^62, 1]: too large although no element exists.
+  for (const Shape& s : {Shape{0, big, big}, Shape{0, INT64_MAX, 4}, Shape{big, 4, 4},
+                         Shape{3, -1}}) {
+    SCOPED_TRACE(shape_str(s));
+    EXPECT_LATENT_ERROR(checked_numel(s), "tensor");
+    EXPECT_LATENT_ERROR(empty(s), "tensor creation");
+  }
+  EXPECT_EQ(checked_numel({big, 0, 4}), 0);
+  EXPECT_EQ(checked_numel({big, big, 0}), 0);  // strides [2^62, 1, 1]: addressable, empty
+  EXPECT_EQ(checked_numel({}), 1);
+  EXPECT_LATENT_ERROR(empty({big, 4}), "too large");  // elements fit, bytes do not
+}
+
+TEST(TensorShapes, EmptyTensorsAreContiguousAndNothingWalksThem) {
+  const std::int64_t huge = std::int64_t{1} << 40;
+  const Tensor t = empty({huge, 0, 4});
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_TRUE(t.transpose(0, 2).is_contiguous());
+  // Each of these would walk 2^40 outer indices if the empty dimension were not seen.
+  EXPECT_EQ(t.transpose(0, 2).contiguous().numel(), 0);
+  EXPECT_EQ(add(t, t).numel(), 0);
+  EXPECT_EQ(sum(t, {2}).numel(), 0);
+  EXPECT_EQ(t.to(DType::f64).numel(), 0);
+}
+
+}  // namespace
+}  // namespace latent

@@ -22,6 +22,12 @@ using Shape = std::vector<std::int64_t>;
 std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
 std::int64_t shape_numel(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
+// The element count of `shape`, validated: every size ≥ 0, the count itself and every
+// contiguous stride (the product of the trailing sizes, a 0 counted as 1) inside int64,
+// checked for every dimension whatever the order and whether or not one is 0. Otherwise a
+// latent::Error naming `what` and the shape. Every tensor's shape passes through it; so do
+// the file readers'.
+std::int64_t checked_numel(const Shape& shape, const std::string& what = "tensor");
 
 // Raw device memory, freed through the device's backend when the last tensor lets go.
 class Storage {

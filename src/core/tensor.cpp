@@ -35,6 +35,23 @@ std::int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+std::int64_t checked_numel(const Shape& shape, const std::string& what) {
+  // The contiguous strides are the products of the trailing sizes (a 0 counted as 1): each
+  // must fit, and so must the element count itself (0 as soon as one size is 0).
+  std::int64_t numel = 1, stride = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    const std::int64_t d = shape[i];
+    LATENT_CHECK(d >= 0, what, ": negative size in shape ", shape_str(shape));
+    LATENT_CHECK(!__builtin_mul_overflow(numel, d, &numel), what, ": shape ", shape_str(shape),
+                 " is too large (more than 2^63 - 1 elements)");
+    if (i > 0) {
+      LATENT_CHECK(!__builtin_mul_overflow(stride, std::max<std::int64_t>(d, 1), &stride), what,
+                   ": shape ", shape_str(shape), " is too large (its strides overflow int64)");
+    }
+  }
+  return numel;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   std::int64_t s = 1;
@@ -95,15 +112,18 @@ Storage::~Storage() {
 namespace {
 
 std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device) {
-  for (auto d : shape)
-    LATENT_CHECK(d >= 0, "tensor creation: negative size in shape ", shape_str(shape));
+  const std::int64_t numel = checked_numel(shape, "tensor creation");
+  std::int64_t nbytes = 0;
+  LATENT_CHECK(!__builtin_mul_overflow(numel, static_cast<std::int64_t>(dtype_size(dtype)), &nbytes),
+               "tensor creation: shape ", shape_str(shape), " of ", dtype_name(dtype),
+               " is too large to address");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   impl->device = device;
   impl->storage =
-      std::make_shared<Storage>(static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype),
+      std::make_shared<Storage>(static_cast<std::size_t>(nbytes),
                                 device);
   return impl;
 }
@@ -155,6 +175,7 @@ const std::shared_ptr<Storage>& Tensor::storage() const { return checked().stora
 
 bool Tensor::is_contiguous() const {
   const auto& impl = checked();
+  if (shape_numel(impl.shape) == 0) return true;  // no element: any layout is every layout
   std::int64_t expected = 1;
   for (std::int64_t d = dim() - 1; d >= 0; --d) {
     if (impl.shape[d] == 1) continue;
@@ -272,6 +293,11 @@ Tensor& Tensor::fill_(double value) {
 
 // ------------------------------------------------------------------ views
 Tensor Tensor::reshape(const Shape& requested) const {
+  {
+    Shape sizes = requested;  // every given size validated before any product is formed
+    for (std::int64_t& d : sizes) d = d < 0 ? 1 : d;  // -1 and bad sizes: checked below
+    checked_numel(sizes, "reshape");
+  }
   Shape target = requested;
   std::int64_t known = 1, infer = -1;
   for (std::size_t i = 0; i < target.size(); ++i) {

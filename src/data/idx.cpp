@@ -105,8 +105,10 @@ IdxArray read_idx(const std::string& path, std::uint32_t expected_magic, const c
   std::uint64_t numel = 1;
   for (std::size_t d = 0; d < rank; ++d) {
     idx.sizes.push_back(read_be32(c, 4 + 4 * d));
-    numel *= idx.sizes.back();  // at most three 32-bit factors here: no overflow before the check
-    LATENT_CHECK(numel <= (std::uint64_t{1} << 40), "'", path, "': sizes are absurdly large");
+    // Checked: a rank of up to 255 sizes of 32 bits each overflows any fixed width.
+    LATENT_CHECK(!__builtin_mul_overflow(numel, std::uint64_t{idx.sizes.back()}, &numel) &&
+                     numel <= (std::uint64_t{1} << 40),
+                 "'", path, "': sizes are absurdly large");
   }
   const std::uint64_t present = c.size() - idx.data_start;
   LATENT_CHECK(present >= numel, "'", path, "' is truncated: its header promises ", numel,

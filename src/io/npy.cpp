@@ -246,12 +246,12 @@ Tensor load_npy(const std::string& path) {
   file.read_at(header_start, header_text.data(), header_text.size(), "the .npy header");
   const NpyHeader header = HeaderParser(header_text, path).parse();
 
-  // Element count and data length, guarding against overflow from a hostile shape.
-  std::uint64_t numel = 1;
-  for (const std::int64_t d : header.shape) {
-    LATENT_CHECK(!__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel), "'",
-                 path, "': shape ", shape_str(header.shape), " is too large");
-  }
+  // Element count and data length, guarding against overflow from a hostile shape (in any
+  // order of its dimensions, zeros included: checked_numel).
+  for (const std::int64_t d : header.shape)
+    LATENT_CHECK(d >= 0, "'", path, "': negative size in shape ", shape_str(header.shape));
+  const std::uint64_t numel =
+      static_cast<std::uint64_t>(checked_numel(header.shape, "'" + path + "'"));
   std::uint64_t data_bytes = 0;
   LATENT_CHECK(!__builtin_mul_overflow(numel, header.item_bytes, &data_bytes), "'", path,
                "': shape ", shape_str(header.shape), " is too large");

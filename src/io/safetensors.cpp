@@ -123,6 +123,7 @@ Entry parse_entry(const std::string& name, const json& info, const std::string& 
                  shape_it->dump());
     entry.shape.push_back(static_cast<std::int64_t>(extent));
   }
+  checked_numel(entry.shape, "'" + path + "': tensor '" + name + "'");  // zeros in any order
 
   const auto offsets_it = info.find("data_offsets");
   LATENT_CHECK(offsets_it != info.end() && offsets_it->is_array() && offsets_it->size() == 2,

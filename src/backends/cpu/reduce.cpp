@@ -20,6 +20,7 @@ using backend::ptr;
 // Visits the runs of a single-operand loop in order, on the calling thread.
 template <class Body>
 void walk_sequential(const StridedLoop<1>& loop, Body&& body) {
+  if (loop.empty) return;
   if (loop.shape.empty()) {
     body(0, 1, 1);
     return;

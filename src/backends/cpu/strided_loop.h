@@ -21,7 +21,11 @@ struct StridedLoop {
   Shape shape;                       // coalesced; empty means a single element
   std::array<Shape, K> strides;
 
+  bool empty = false;                // a dimension of size 0: there is nothing to walk
+
   StridedLoop(const Shape& full_shape, const std::array<Shape, K>& full_strides) {
+    for (const std::int64_t d : full_shape) empty = empty || d == 0;
+    if (empty) return;
     for (std::size_t d = 0; d < full_shape.size(); ++d) {
       if (full_shape[d] == 1) continue;
       bool merge = !shape.empty();
@@ -41,6 +45,7 @@ struct StridedLoop {
   // body(const std::array<int64_t, K>& offsets, int64_t n, const std::array<int64_t, K>& steps)
   template <class Body>
   void run(Body&& body) const {
+    if (empty) return;
     std::array<std::int64_t, K> steps{};
     if (shape.empty()) {
       std::array<std::int64_t, K> zero{};
