@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "kernels/indexing.cuh"
+
 #include "kernels/device.cuh"
 #include "kernels/grid.cuh"
 
@@ -27,43 +29,64 @@ struct ConvGeometry {
   LATENT_HOST_DEVICE std::int64_t col_cols() const { return batch * out_h * out_w; }
 };
 
-template <class T>
-__global__ void im2col_kernel(ConvGeometry g, const T* x, T* cols) {
-  const std::int64_t columns = g.batch * g.out_h * g.out_w;
-  const std::int64_t total = g.channels * g.kernel_h * g.kernel_w * columns;
-  for (std::int64_t i = grid_stride_begin();
-       i < total; i += grid_stride_step()) {
-    const std::int64_t column = i % columns, row = i / columns;
-    const std::int64_t ow = column % g.out_w, oh = (column / g.out_w) % g.out_h;
-    const std::int64_t n = column / (g.out_w * g.out_h);
-    const std::int64_t kw = row % g.kernel_w, kh = (row / g.kernel_w) % g.kernel_h;
-    const std::int64_t c = row / (g.kernel_w * g.kernel_h);
-    const std::int64_t ih = oh * g.stride - g.padding + kh;
-    const std::int64_t iw = ow * g.stride - g.padding + kw;
+// The geometry in the kernel's index type: std::int64_t, or std::int32_t when the input and
+// the column matrix both have fewer than kIndex32Limit elements (conv_index32_fits).
+template <class Index>
+struct ConvGeometryT {
+  Index batch, channels, height, width, kernel_h, kernel_w, stride, padding, out_h, out_w;
+};
+template <class Index>
+LATENT_HOST_DEVICE inline ConvGeometryT<Index> narrow(const ConvGeometry& g) {
+  return {static_cast<Index>(g.batch),    static_cast<Index>(g.channels),
+          static_cast<Index>(g.height),   static_cast<Index>(g.width),
+          static_cast<Index>(g.kernel_h), static_cast<Index>(g.kernel_w),
+          static_cast<Index>(g.stride),   static_cast<Index>(g.padding),
+          static_cast<Index>(g.out_h),    static_cast<Index>(g.out_w)};
+}
+inline bool conv_index32_fits(const ConvGeometry& g) {
+  return index32_fits(g.batch * g.channels * g.height * g.width) &&
+         index32_fits(g.col_rows() * g.col_cols());
+}
+
+template <class T, class Index>
+__global__ void im2col_kernel(ConvGeometry geometry, const T* x, T* cols) {
+  const auto g = narrow<Index>(geometry);
+  const Index columns = g.batch * g.out_h * g.out_w;
+  const Index total = g.channels * g.kernel_h * g.kernel_w * columns;
+  for (Index i = static_cast<Index>(grid_stride_begin());
+       i < total; i += static_cast<Index>(grid_stride_step())) {
+    const Index column = i % columns, row = i / columns;
+    const Index ow = column % g.out_w, oh = (column / g.out_w) % g.out_h;
+    const Index n = column / (g.out_w * g.out_h);
+    const Index kw = row % g.kernel_w, kh = (row / g.kernel_w) % g.kernel_h;
+    const Index c = row / (g.kernel_w * g.kernel_h);
+    const Index ih = oh * g.stride - g.padding + kh;
+    const Index iw = ow * g.stride - g.padding + kw;
     const bool inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
     cols[i] = inside ? x[((n * g.channels + c) * g.height + ih) * g.width + iw] : T(0);
   }
 }
 
-template <class T>
-__global__ void col2im_kernel(ConvGeometry g, const T* cols, T* x) {
-  const std::int64_t columns = g.batch * g.out_h * g.out_w;
-  const std::int64_t total = g.batch * g.channels * g.height * g.width;
-  for (std::int64_t i = grid_stride_begin();
-       i < total; i += grid_stride_step()) {
-    const std::int64_t iw = i % g.width, ih = (i / g.width) % g.height;
-    const std::int64_t c = (i / (g.width * g.height)) % g.channels;
-    const std::int64_t n = i / (g.width * g.height * g.channels);
+template <class T, class Index>
+__global__ void col2im_kernel(ConvGeometry geometry, const T* cols, T* x) {
+  const auto g = narrow<Index>(geometry);
+  const Index columns = g.batch * g.out_h * g.out_w;
+  const Index total = g.batch * g.channels * g.height * g.width;
+  for (Index i = static_cast<Index>(grid_stride_begin());
+       i < total; i += static_cast<Index>(grid_stride_step())) {
+    const Index iw = i % g.width, ih = (i / g.width) % g.height;
+    const Index c = (i / (g.width * g.height)) % g.channels;
+    const Index n = i / (g.width * g.height * g.channels);
     T acc = T(0);
-    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-      const std::int64_t th = ih + g.padding - kh;
+    for (Index kh = 0; kh < g.kernel_h; ++kh) {
+      const Index th = ih + g.padding - kh;
       if (th < 0 || th % g.stride != 0 || th / g.stride >= g.out_h) continue;
-      const std::int64_t oh = th / g.stride;
-      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-        const std::int64_t tw = iw + g.padding - kw;
+      const Index oh = th / g.stride;
+      for (Index kw = 0; kw < g.kernel_w; ++kw) {
+        const Index tw = iw + g.padding - kw;
         if (tw < 0 || tw % g.stride != 0 || tw / g.stride >= g.out_w) continue;
-        const std::int64_t ow = tw / g.stride;
-        const std::int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
+        const Index ow = tw / g.stride;
+        const Index row = (c * g.kernel_h + kh) * g.kernel_w + kw;
         acc += cols[row * columns + (n * g.out_h + oh) * g.out_w + ow];
       }
     }

@@ -79,19 +79,22 @@ __global__ void binary_contiguous_kernel(BinaryOp op, const T* a, const T* b, T*
 }
 
 // a and b are views broadcast to out's shape (stride 0 where broadcast); out contiguous.
-template <class T>
-__global__ void binary_strided_kernel(BinaryOp op, const T* a, StridedIndex a_index,
-                                      const T* b, StridedIndex b_index, T* out,
-                                      std::int64_t n) {
-  for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step())
+// Index: std::int64_t, or std::int32_t when every extent fits (index32_fits).
+template <class T, class Index>
+__global__ void binary_strided_kernel(BinaryOp op, const T* a, StridedIndexT<Index> a_index,
+                                      const T* b, StridedIndexT<Index> b_index, T* out,
+                                      Index n) {
+  for (Index i = static_cast<Index>(grid_stride_begin()); i < n;
+       i += static_cast<Index>(grid_stride_step()))
     out[i] = binary_value(op, a[a_index.offset(i)], b[b_index.offset(i)]);
 }
 
 // ---------------------------------------------------------------- copy, fill, arange
-template <class S, class D>
-__global__ void copy_strided_kernel(const S* src, StridedIndex src_index, D* dst,
-                                    StridedIndex dst_index, std::int64_t n) {
-  for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step())
+template <class S, class D, class Index>
+__global__ void copy_strided_kernel(const S* src, StridedIndexT<Index> src_index, D* dst,
+                                    StridedIndexT<Index> dst_index, Index n) {
+  for (Index i = static_cast<Index>(grid_stride_begin()); i < n;
+       i += static_cast<Index>(grid_stride_step()))
     dst[dst_index.offset(i)] = static_cast<D>(src[src_index.offset(i)]);
 }
 
@@ -103,7 +106,7 @@ __global__ void fill_kernel(T* dst, T value, std::int64_t n) {
 template <class T>
 __global__ void arange_kernel(T* dst, double start, double step, std::int64_t n) {
   for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step())
-    dst[i] = static_cast<T>(start + step * static_cast<double>(i));
+    dst[i] = static_cast<T>(add_product_rn(start, step, static_cast<double>(i)));
 }
 
 }  // namespace latent::kernels

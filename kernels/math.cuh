@@ -10,6 +10,17 @@
 
 namespace latent::kernels {
 
+// c + a·b rounded twice (the product, then the sum), as the cpu backend computes it: where cpu
+// and cuda promise the same bits (random_uniform's low + scale·u, arange's start + step·i),
+// nvcc must not contract the two into one FMA, so the device side spells out the roundings.
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double add_product_rn(double c, double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(c, __dmul_rn(a, b));
+#else
+  return c + a * b;
+#endif
+}
+
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_exp(float x) { return ::expf(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_exp(double x) { return ::exp(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_log(float x) { return ::logf(x); }

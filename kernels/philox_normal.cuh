@@ -204,9 +204,11 @@ LATENT_HOST_DEVICE inline Normal4 philox_normal4(std::uint64_t seed, std::uint64
 LATENT_HOST_DEVICE inline double philox_normal(std::uint64_t seed, std::uint64_t offset,
                                                std::uint64_t i) {
   const Philox4 r = philox_block(seed, offset, i / 4);
-  const unsigned pair = static_cast<unsigned>(i % 4) & 2u;
+  // Words (0, 1) or (2, 3), picked with selects: r.x[run-time index] would put r in local
+  // memory (a stack frame on a GPU).
+  const bool high = (i & 2u) != 0;
   double n_cos, n_sin;
-  box_muller(r.x[pair], r.x[pair + 1], n_cos, n_sin);
+  box_muller(high ? r.x[2] : r.x[0], high ? r.x[3] : r.x[1], n_cos, n_sin);
   return (i % 2 == 0) ? n_cos : n_sin;
 }
 

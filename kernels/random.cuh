@@ -11,6 +11,7 @@
 
 #include "kernels/device.cuh"
 #include "kernels/grid.cuh"
+#include "kernels/math.cuh"
 #include "kernels/philox.cuh"
 #include "kernels/philox_normal.cuh"
 
@@ -27,7 +28,7 @@ __global__ void random_uniform_kernel(T* out, std::int64_t n, std::uint64_t seed
     } else {
       u = philox_uniform_f64(seed, offset, i);
     }
-    out[i] = static_cast<T>(low + scale * u);
+    out[i] = static_cast<T>(add_product_rn(low, scale, u));
   }
 }
 

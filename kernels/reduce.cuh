@@ -48,16 +48,19 @@ __device__ T block_sum(T value) {
 
 // grid: outputs · chunks blocks; block: kReduceThreads. Block b sums chunk c = b % chunks of
 // output o = b / chunks into partial[b] (partial may be the output itself when chunks = 1).
-template <class T>
-__global__ void sum_partials_kernel(const T* x, StridedIndex kept, StridedIndex reduced,
-                                    std::int64_t reduce_count, std::int64_t chunks,
-                                    std::int64_t chunk, T* partial) {
-  const std::int64_t o = blockIdx.x / chunks, c = blockIdx.x % chunks;
-  const std::int64_t base = kept.offset(o);
-  const std::int64_t begin = c * chunk;
-  const std::int64_t end = begin + chunk < reduce_count ? begin + chunk : reduce_count;
+// Index: std::int64_t, or std::int32_t when every extent fits (index32_fits).
+template <class T, class Index>
+__global__ void sum_partials_kernel(const T* x, StridedIndexT<Index> kept,
+                                    StridedIndexT<Index> reduced, Index reduce_count,
+                                    Index chunks, Index chunk, T* partial) {
+  const Index block = static_cast<Index>(blockIdx.x);
+  const Index o = block / chunks, c = block % chunks;
+  const Index base = kept.offset(o);
+  const Index begin = c * chunk;
+  const Index end = begin + chunk < reduce_count ? begin + chunk : reduce_count;
   T acc = T(0);
-  for (std::int64_t r = begin + threadIdx.x; r < end; r += blockDim.x)
+  for (Index r = begin + static_cast<Index>(threadIdx.x); r < end;
+       r += static_cast<Index>(blockDim.x))
     acc += x[base + reduced.offset(r)];
   acc = block_sum(acc);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
@@ -65,14 +68,15 @@ __global__ void sum_partials_kernel(const T* x, StridedIndex kept, StridedIndex 
 
 // Many outputs, short reductions (e.g. a bias gradient over a small batch): one thread per
 // output walks its range sequentially. Grid-stride over outputs.
-template <class T>
-__global__ void sum_per_thread_kernel(const T* x, StridedIndex kept, StridedIndex reduced,
-                                      std::int64_t reduce_count, std::int64_t outputs, T* out) {
-  for (std::int64_t o = grid_stride_begin();
-       o < outputs; o += grid_stride_step()) {
-    const std::int64_t base = kept.offset(o);
+template <class T, class Index>
+__global__ void sum_per_thread_kernel(const T* x, StridedIndexT<Index> kept,
+                                      StridedIndexT<Index> reduced, Index reduce_count,
+                                      Index outputs, T* out) {
+  for (Index o = static_cast<Index>(grid_stride_begin()); o < outputs;
+       o += static_cast<Index>(grid_stride_step())) {
+    const Index base = kept.offset(o);
     T acc = T(0);
-    for (std::int64_t r = 0; r < reduce_count; ++r) acc += x[base + reduced.offset(r)];
+    for (Index r = 0; r < reduce_count; ++r) acc += x[base + reduced.offset(r)];
     out[o] = acc;
   }
 }

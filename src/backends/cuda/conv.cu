@@ -4,6 +4,7 @@
 
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/launch.h"
+#include "backends/cuda/strided.h"
 #include "backends/dispatch.h"
 #include "backends/registry.h"
 #include "backends/conv.h"
@@ -25,16 +26,26 @@ using backend::ConvGeometry;
 void im2col(const ConvGeometry& g, const Tensor& x, const Tensor& cols) {
   dispatch_floating(x.dtype(), "im2col", [&](auto z) {
     using T = decltype(z);
-    LATENT_LAUNCH(kernels::im2col_kernel<T>, grid(cols.numel()), kThreads, 0, stream(), g,
-                  ptr<T>(x), ptr<T>(cols));
+    if (use_index32(0) && kernels::conv_index32_fits(g)) {
+      LATENT_LAUNCH((kernels::im2col_kernel<T, std::int32_t>), grid(cols.numel()), kThreads, 0,
+                    stream(), g, ptr<T>(x), ptr<T>(cols));
+    } else {
+      LATENT_LAUNCH((kernels::im2col_kernel<T, std::int64_t>), grid(cols.numel()), kThreads, 0,
+                    stream(), g, ptr<T>(x), ptr<T>(cols));
+    }
   });
 }
 
 void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) {
   dispatch_floating(x.dtype(), "col2im", [&](auto z) {
     using T = decltype(z);
-    LATENT_LAUNCH(kernels::col2im_kernel<T>, grid(x.numel()), kThreads, 0, stream(), g,
-                  ptr<T>(cols), ptr<T>(x));
+    if (use_index32(0) && kernels::conv_index32_fits(g)) {
+      LATENT_LAUNCH((kernels::col2im_kernel<T, std::int32_t>), grid(x.numel()), kThreads, 0,
+                    stream(), g, ptr<T>(cols), ptr<T>(x));
+    } else {
+      LATENT_LAUNCH((kernels::col2im_kernel<T, std::int64_t>), grid(x.numel()), kThreads, 0,
+                    stream(), g, ptr<T>(cols), ptr<T>(x));
+    }
   });
 }
 

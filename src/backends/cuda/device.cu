@@ -74,6 +74,15 @@ Runtime& runtime() {
       return;
     }
     rt.device_count = count;
+#if defined(__CUDACC__)
+    // Launches, allocations and the occupancy queries below all use device 0: make it this
+    // process's current device before any of them.
+    if (cudaSetDevice(0) != cudaSuccess) {
+      cudaGetLastError();
+      rt.device_count = 0;
+      return;
+    }
+#endif
     cudaDeviceProp props{};
     if (cudaGetDeviceProperties(&props, 0) == cudaSuccess) {
       rt.sms = simulated() ? 16 : props.multiProcessorCount;

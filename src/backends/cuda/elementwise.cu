@@ -48,8 +48,14 @@ void copy(const Tensor& src, const Tensor& dst) {
     using S = decltype(s);
     dispatch_all(dst.dtype(), [&](auto d) {
       using D = decltype(d);
-      LATENT_LAUNCH((kernels::copy_strided_kernel<S, D>), grid(n), kThreads, 0, stream(),
-                    ptr<S>(src), si, ptr<D>(dst), di, n);
+      if (use_index32(n, {si, di})) {
+        LATENT_LAUNCH((kernels::copy_strided_kernel<S, D, std::int32_t>), grid(n), kThreads, 0,
+                      stream(), ptr<S>(src), kernels::to_index32(si), ptr<D>(dst),
+                      kernels::to_index32(di), static_cast<std::int32_t>(n));
+      } else {
+        LATENT_LAUNCH((kernels::copy_strided_kernel<S, D, std::int64_t>), grid(n), kThreads, 0,
+                      stream(), ptr<S>(src), si, ptr<D>(dst), di, n);
+      }
     });
   });
 }
@@ -104,9 +110,15 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
           aligned16(a.data_ptr()) && aligned16(b.data_ptr()) && aligned16(out.data_ptr());
       LATENT_LAUNCH(kernels::binary_contiguous_kernel<T>, grid(n / 4 + 1), kThreads, 0, stream(), op, ptr<T>(a), ptr<T>(b), ptr<T>(out), n, vectorized);
     } else {
-      LATENT_LAUNCH(kernels::binary_strided_kernel<T>, grid(n), kThreads, 0, stream(), op,
-                    ptr<T>(a), strided_index(a, "binary"), ptr<T>(b),
-                    strided_index(b, "binary"), ptr<T>(out), n);
+      const StridedIndex ai = strided_index(a, "binary"), bi = strided_index(b, "binary");
+      if (use_index32(n, {ai, bi})) {
+        LATENT_LAUNCH((kernels::binary_strided_kernel<T, std::int32_t>), grid(n), kThreads, 0,
+                      stream(), op, ptr<T>(a), kernels::to_index32(ai), ptr<T>(b),
+                      kernels::to_index32(bi), ptr<T>(out), static_cast<std::int32_t>(n));
+      } else {
+        LATENT_LAUNCH((kernels::binary_strided_kernel<T, std::int64_t>), grid(n), kThreads, 0,
+                      stream(), op, ptr<T>(a), ai, ptr<T>(b), bi, ptr<T>(out), n);
+      }
     }
   });
 }

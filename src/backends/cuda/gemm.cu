@@ -30,6 +30,12 @@ cublasHandle_t cublas() {
 void gemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
           double alpha, const void* a, std::int64_t lda, const void* b, std::int64_t ldb,
           double beta, void* c, std::int64_t ldc) {
+  // cuBLAS takes int dimensions and leading dimensions: refuse what would wrap around.
+  const auto fits_int = [](std::int64_t v) { return v >= 0 && v <= 2147483647LL; };
+  LATENT_CHECK(fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) &&
+                   fits_int(ldc),
+               "cuda gemm: m = ", m, ", n = ", n, ", k = ", k, ", lda = ", lda, ", ldb = ", ldb,
+               ", ldc = ", ldc, ": cuBLAS takes 32-bit int sizes (at most 2^31 - 1)");
 #if defined(__CUDACC__)
   // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands.
   cublasHandle_t handle = cublas();

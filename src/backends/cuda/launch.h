@@ -42,6 +42,14 @@ inline dim3 grid_for(std::int64_t work_items, int threads = 256) {
   return dim3(static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap)));
 }
 
+// A 1-D grid of exactly `blocks` blocks (one per output, say), checked against the grid's x
+// limit (2^31 − 1): a clear latent::Error naming `op` instead of a wrapped-around launch.
+inline dim3 grid_x_checked(std::int64_t blocks, const char* op) {
+  LATENT_CHECK(blocks >= 1 && blocks <= 2147483647LL, "cuda ", op, ": ", blocks,
+               " blocks exceed the grid limit of 2^31 - 1");
+  return dim3(static_cast<unsigned>(blocks));
+}
+
 template <class... Params, class... Args>
 void launch(const char* name, const char* file, int line, void (*kernel)(Params...), dim3 grid,
             dim3 block, std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {

@@ -24,6 +24,7 @@ constexpr int kThreads = 256;
 
 dim3 grid(std::int64_t work_items) { return grid_for(work_items, kThreads); }
 using kernels::StridedIndex;
+using kernels::index32_fits;
 
 void sum(const Tensor& x, const Tensor& out) {
   Shape kept_shape, kept_strides, reduced_shape, reduced_strides;
@@ -41,9 +42,19 @@ void sum(const Tensor& x, const Tensor& out) {
   const std::int64_t outputs = out.numel(), count = shape_numel(reduced_shape);
   dispatch_floating(x.dtype(), "sum", [&](auto z) {
     using T = decltype(z);
+    // 32-bit indices when the work (twice over: begin + chunk), each index and their sum fit.
+    const bool small = use_index32(2 * outputs * count, {kept, reduced}) &&
+                       index32_fits(kept.max_offset() + reduced.max_offset());
     if (count <= 32 && outputs >= 1024) {
-      LATENT_LAUNCH(kernels::sum_per_thread_kernel<T>, grid(outputs), kThreads, 0, stream(),
-                    ptr<T>(x), kept, reduced, count, outputs, ptr<T>(out));
+      if (small) {
+        LATENT_LAUNCH((kernels::sum_per_thread_kernel<T, std::int32_t>), grid(outputs), kThreads,
+                      0, stream(), ptr<T>(x), kernels::to_index32(kept),
+                      kernels::to_index32(reduced), static_cast<std::int32_t>(count),
+                      static_cast<std::int32_t>(outputs), ptr<T>(out));
+      } else {
+        LATENT_LAUNCH((kernels::sum_per_thread_kernel<T, std::int64_t>), grid(outputs), kThreads,
+                      0, stream(), ptr<T>(x), kept, reduced, count, outputs, ptr<T>(out));
+      }
       return;
     }
     // Chunks of at least 16 elements per thread; enough blocks to fill the device.
@@ -52,16 +63,25 @@ void sum(const Tensor& x, const Tensor& out) {
     const std::int64_t wanted_blocks = static_cast<std::int64_t>(max_grid_blocks()) * 4;
     chunks = std::max<std::int64_t>(1, std::min(chunks, wanted_blocks / outputs));
     const std::int64_t chunk = (count + chunks - 1) / chunks;
+    // One block per (output, chunk): checked against the grid limit.
+    const dim3 blocks = grid_x_checked(outputs * chunks, "sum");
+    const auto partials = [&](T* dst) {
+      if (small) {
+        LATENT_LAUNCH((kernels::sum_partials_kernel<T, std::int32_t>), blocks, kThreads, 0,
+                      stream(), ptr<T>(x), kernels::to_index32(kept),
+                      kernels::to_index32(reduced), static_cast<std::int32_t>(count),
+                      static_cast<std::int32_t>(chunks), static_cast<std::int32_t>(chunk), dst);
+      } else {
+        LATENT_LAUNCH((kernels::sum_partials_kernel<T, std::int64_t>), blocks, kThreads, 0,
+                      stream(), ptr<T>(x), kept, reduced, count, chunks, chunk, dst);
+      }
+    };
     if (chunks == 1) {
-      LATENT_LAUNCH(kernels::sum_partials_kernel<T>, dim3(static_cast<unsigned>(outputs)),
-                    kThreads, 0, stream(), ptr<T>(x), kept, reduced, count, chunks, chunk,
-                    ptr<T>(out));
+      partials(ptr<T>(out));
       return;
     }
     Tensor partial = empty({outputs * chunks}, x.dtype(), x.device());
-    LATENT_LAUNCH(kernels::sum_partials_kernel<T>,
-                  dim3(static_cast<unsigned>(outputs * chunks)), kThreads, 0, stream(),
-                  ptr<T>(x), kept, reduced, count, chunks, chunk, ptr<T>(partial));
+    partials(ptr<T>(partial));
     LATENT_LAUNCH(kernels::sum_finish_kernel<T>,
                   dim3(static_cast<unsigned>(std::min<std::int64_t>(outputs, 65535))),
                   kThreads, 0, stream(), ptr<T>(partial), chunks, outputs, ptr<T>(out));

@@ -2,7 +2,9 @@
 // limit: how the cuda device hands views to kernels/indexing.cuh.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <initializer_list>
 
 #include "kernels/indexing.cuh"
 #include "latent/error.h"
@@ -26,6 +28,20 @@ inline kernels::StridedIndex strided_index(const Shape& shape, const Shape& stri
 
 inline kernels::StridedIndex strided_index(const Tensor& t, const char* op) {
   return strided_index(t.shape(), t.strides(), op);
+}
+
+// Tests set this to run the 64-bit index instances on small shapes (tests/index_path_test).
+inline std::atomic<bool>& force_index64() {
+  static std::atomic<bool> force{false};
+  return force;
+}
+
+// The host's choice between a strided kernel's 32-bit and 64-bit index instance: 32-bit
+// whenever `count` and every operand's extents and offsets fit (kernels::index32_fits).
+inline bool use_index32(std::int64_t count,
+                        std::initializer_list<kernels::StridedIndex> operands = {}) {
+  return !force_index64().load(std::memory_order_relaxed) &&
+         kernels::index32_fits(count, operands);
 }
 
 }  // namespace latent::cuda
