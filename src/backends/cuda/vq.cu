@@ -54,6 +54,18 @@ Tensor code_norms(const Tensor& codebook) {
   return norms;
 }
 
+// One launch of the fused tiled argmin: Load = kernels::kVqLoadVec4 / kVqLoadScalar, I = the
+// kernel's row and offset type (std::int32_t when the sizes allow). `values` == nullptr: the
+// winners go straight to `winners`; otherwise one (value, index) per split and row.
+template <class T, int Load, class I>
+void launch_tiled(dim3 grid, const Tensor& z, const Tensor& codebook, const Tensor& norms,
+                  std::int64_t per_split, T* values, std::int32_t* winners) {
+  LATENT_LAUNCH((kernels::vq_argmin_tiled_kernel<T, Load, I>), grid, kernels::kVqThreads, 0,
+                stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), static_cast<I>(z.size(0)),
+                static_cast<I>(codebook.size(0)), static_cast<I>(z.size(1)),
+                static_cast<I>(per_split), values, winners);
+}
+
 // ---- the stable sort of the "sorted" statistics: keys = codes ascending, order = rows.
 void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
                   const Tensor& order) {
@@ -159,17 +171,36 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
         wanted = std::clamp<std::int64_t>(wanted, 1, std::min<std::int64_t>(code_tiles, 65535));
         const std::int64_t per_split = ceil_div(code_tiles, wanted);
         const std::int64_t used = ceil_div(code_tiles, per_split);
+        // The kernel counts codes and depths in 32 bits; rows and offsets in 32 bits too
+        // when N·D and (K + 128)·D fit (a 64-bit instance otherwise).
+        LATENT_CHECK(K <= INT32_MAX - 2 * kernels::kVqTileCodes && D <= INT32_MAX - 2 * kernels::kVqTileDepth,
+                     "vq_argmin: K = ", K, " or D = ", D, " exceeds the tiled kernel's 32-bit range");
+        LATENT_CHECK(aligned16(norms.data_ptr()), "vq_argmin: the code norms are not 16-byte aligned");
         const bool vec4 = sizeof(T) == 4 && D % 4 == 0 && aligned16(z.data_ptr()) &&
                           aligned16(codebook.data_ptr());
+        const bool narrow = N * D <= INT32_MAX && (K + kernels::kVqTileCodes) * D <= INT32_MAX;
         const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(used));
+        auto tiled = [&](T* values, std::int32_t* winners) {
+          if constexpr (sizeof(T) == 4) {
+            if (vec4) {
+              if (narrow)
+                launch_tiled<T, kernels::kVqLoadVec4, std::int32_t>(grid, z, codebook, norms, per_split, values, winners);
+              else
+                launch_tiled<T, kernels::kVqLoadVec4, std::int64_t>(grid, z, codebook, norms, per_split, values, winners);
+              return;
+            }
+          }
+          if (narrow)
+            launch_tiled<T, kernels::kVqLoadScalar, std::int32_t>(grid, z, codebook, norms, per_split, values, winners);
+          else
+            launch_tiled<T, kernels::kVqLoadScalar, std::int64_t>(grid, z, codebook, norms, per_split, values, winners);
+        };
         if (used == 1) {
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
-                        vec4, static_cast<T*>(nullptr), out);
+          tiled(nullptr, out);
         } else {
           Tensor values = empty({used, N}, z.dtype(), z.device());
           Tensor partial = empty({used, N}, DType::i32, z.device());
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
-                        vec4, ptr<T>(values), ptr<std::int32_t>(partial));
+          tiled(ptr<T>(values), ptr<std::int32_t>(partial));
           LATENT_LAUNCH(kernels::vq_argmin_merge_kernel<T>, grid_for(N), kThreads, 0, stream(),
                         ptr<T>(values), ptr<std::int32_t>(partial), N, used, out);
         }
