@@ -66,6 +66,26 @@ void launch_tiled(dim3 grid, const Tensor& z, const Tensor& codebook, const Tens
                 static_cast<I>(per_split), values, winners);
 }
 
+// The "shared" statistics' first kernel. Its shared memory is K·D + 4·K bytes plus the
+// per-batch bookkeeping (vq_stats_block_shared_bytes); past the default 48 KB it asks for
+// more (vq_stats_fit_shared keeps K·D·size + 4·K ≤ 48 KB, so it stays far below 227 KB).
+template <class T, bool Vec>
+void launch_stats_block(std::int64_t blocks, const Tensor& z, const Tensor& indices,
+                        std::int64_t rows_per_block, const Tensor& partial_sums,
+                        const Tensor& partial_counts) {
+  const std::int64_t K = partial_counts.size(1), D = z.size(1);
+  const std::size_t bytes = kernels::vq_stats_block_shared_bytes<T>(K, D);
+  if (bytes > static_cast<std::size_t>(kSharedLimit)) {
+    LATENT_CUDA_CHECK(cudaFuncSetAttribute(kernels::vq_stats_block_kernel<T, Vec>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(bytes)));
+  }
+  LATENT_LAUNCH((kernels::vq_stats_block_kernel<T, Vec>), dim3(static_cast<unsigned>(blocks)),
+                kernels::kVqStatsThreads, bytes, stream(), ptr<T>(z),
+                ptr<std::int32_t>(indices), z.size(0), K, D, rows_per_block,
+                ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts));
+}
+
 // ---- the stable sort of the "sorted" statistics: keys = codes ascending, order = rows.
 void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
                   const Tensor& order) {
@@ -235,8 +255,8 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
                    const Tensor& sums, VqStatsAlgorithm algorithm) {
   const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
   if (algorithm == VqStatsAlgorithm::automatic) {
-    // Under SIMT every CUDA thread is run one after another, so the shared path's 256
-    // threads that each scan all of their block's rows cost 256× the work: sorted wins there.
+    // Under SIMT the sorted path stays the default (its sums are the ones every SIMT run so
+    // far has produced, and it has no per-batch barriers, which the executor pays dearly).
     algorithm = vq_stats_fit_shared(K, D, z.dtype()) && !simulated()
                     ? VqStatsAlgorithm::shared
                     : VqStatsAlgorithm::sorted;
@@ -261,12 +281,18 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
         blocks = ceil_div(N, rows_per_block);
         Tensor partial_sums = empty({blocks, K, D}, z.dtype(), z.device());
         Tensor partial_counts = empty({blocks, K}, DType::i32, z.device());
-        const std::size_t shared_bytes = static_cast<std::size_t>(K * D) * sizeof(T) +
-                                         static_cast<std::size_t>(K) * 4;
-        LATENT_LAUNCH(kernels::vq_stats_block_kernel<T>, dim3(static_cast<unsigned>(blocks)),
-                      kernels::kVqStatsThreads, shared_bytes, stream(), ptr<T>(z),
-                      ptr<std::int32_t>(indices), N, K, D, rows_per_block,
-                      ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts));
+        // Rows are read 16 bytes at a time when D % 4 == 0 and z is aligned (float).
+        bool launched = false;
+        if constexpr (sizeof(T) == 4) {
+          if (D % 4 == 0 && aligned16(z.data_ptr())) {
+            launch_stats_block<T, true>(blocks, z, indices, rows_per_block, partial_sums,
+                                        partial_counts);
+            launched = true;
+          }
+        }
+        if (!launched)
+          launch_stats_block<T, false>(blocks, z, indices, rows_per_block, partial_sums,
+                                       partial_counts);
         LATENT_LAUNCH(kernels::vq_stats_block_finish_kernel<T>, grid_for(K * D + K), kThreads,
                       0, stream(), ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts),
                       blocks, K, D, ptr<T>(sums), ptr<std::int32_t>(counts));
