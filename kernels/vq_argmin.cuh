@@ -37,6 +37,10 @@
 // one barrier per step, and the global loads overlap the FMAs. The thread's 8 rows are
 // ty·4 + {0..3} and 64 + ty·4 + {0..3}, its 8 codes tx·4 + {0..3} and 64 + tx·4 + {0..3}
 // (tx, ty ∈ [0, 16)): a quarter warp reading 8 consecutive float4s hits 32 distinct banks.
+// The slices' rows are padded to 132 words so that the transposed stores are conflict-free
+// too (vq_store_word). The loads come in two template instances (float4, scalar) chosen by
+// the host, the slice loop counts in 32 bits, and the last slice of each tile is peeled off
+// the inner loop so that the fold runs outside it (docs/vq.md, "The machine code").
 // After the last slice of a code tile the thread folds its 8×8 tile into 8 running
 // (min, index) pairs, codes in increasing order with a strict `<`, so the first of equal
 // values stays. At the end the 16 threads that share rows (tx = 0..15, one half-warp) merge
@@ -362,8 +366,6 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadV
   for (int i = 0; i < 8; ++i) {
     best[i] = vq_infinity<T>();
     best_k[i] = kVqNoIndex;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = T(0);
   }
 
   if (first_tile < last_tile) {
@@ -378,6 +380,10 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadV
 
     int rd = 0;
     for (int tile = first_tile; tile < last_tile; ++tile) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = T(0);
       // Slices 0 .. S−2: prefetch slice s + 1 of the same tile, multiply slice s.
       for (int ds = kVqTileDepth; ds < depth; ds += kVqTileDepth) {
         vq_load_slice<T, Load>(zp, ds, limit, z_next);
@@ -435,7 +441,6 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadV
             best[i] = s;
             best_k[i] = k;
           }
-          acc[i][j] = T(0);
         }
       }
     }

@@ -25,10 +25,10 @@
 // sizes and the data, never by timing. Three ways to form them:
 //   vq_stats_block_kernel + vq_stats_block_finish_kernel   ("shared", when K·D fits in shared
 //       memory). Each block sums a contiguous range of rows into a shared-memory copy of
-//       (n, m); thread (g, d) owns column d of the codes k ≡ g (mod G), G = ⌊256 / D⌋, so no
-//       two threads ever add into the same word and each word receives its rows in row
-//       order. The block's partial goes to global memory; the finish kernel adds the
-//       partials in block order.
+//       (n, m), reading them in coalesced batches of consecutive rows (every thread on every
+//       row it reads); within a batch the first row of each code adds that code's rows, so
+//       each word receives its rows in row order (below). The block's partial goes to global
+//       memory; the finish kernel adds the partials in block order.
 //   vq_stats_pieces_kernel + vq_stats_segments_finish_kernel  ("sorted", any K·D). The rows
 //       are stably sorted by code (CUB radix sort on a GPU, a counting sort on the host under
 //       SIMT); the sorted order is cut into pieces of kVqPiece rows; one thread per
