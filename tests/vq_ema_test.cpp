@@ -160,7 +160,9 @@ TEST_F(VqEma, SharedStatisticsAreTheRowOrderSums) {
       {511, 64, 3, Spread::uniform},   {509, 50, 33, Spread::half_collapsed},
       {500, 3, 1032, Spread::uniform},  // float4 columns past the block's 256 threads
       {500, 5, 1030, Spread::uniform},  // scalar columns past them
-      {510, 6, 4, Spread::sorted_runs}};
+      {510, 6, 4, Spread::sorted_runs},
+      {1999, 1000, 11, Spread::uniform},  // past 48 KB with the batch bookkeeping: the
+      {1399, 700, 16, Spread::uniform}};  // launch raises the kernel's shared-memory limit
   for (const StatsCase& c : list) {
     for (DType dtype : {DType::f32, DType::f64}) {
       if (c.K * c.D * static_cast<std::int64_t>(dtype_size(dtype)) + 4 * c.K > 48 * 1024) continue;
