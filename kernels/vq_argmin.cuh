@@ -37,6 +37,10 @@
 // one barrier per step, and the global loads overlap the FMAs. The thread's 8 rows are
 // ty·4 + {0..3} and 64 + ty·4 + {0..3}, its 8 codes tx·4 + {0..3} and 64 + tx·4 + {0..3}
 // (tx, ty ∈ [0, 16)): a quarter warp reading 8 consecutive float4s hits 32 distinct banks.
+// The slices' rows are padded to 132 words so that the transposed stores are conflict-free
+// too (vq_store_word). The loads come in two template instances (float4, scalar) chosen by
+// the host, the slice loop counts in 32 bits, and the last slice of each tile is peeled off
+// the inner loop so that the fold runs outside it (docs/vq.md, "The machine code").
 // After the last slice of a code tile the thread folds its 8×8 tile into 8 running
 // (min, index) pairs, codes in increasing order with a strict `<`, so the first of equal
 // values stays. At the end the 16 threads that share rows (tx = 0..15, one half-warp) merge
@@ -50,6 +54,7 @@
 // max_k 2·δ_ik: any index that differs from a float64 brute force is such a near-tie.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/device.cuh"
@@ -192,69 +197,167 @@ __global__ void vq_argmin_rows_kernel(const T* __restrict__ scores, const T* __r
 
 // ---------------------------------------------------------------- the fused tiled kernel
 
-// Loads this thread's 4 consecutive depths [d0 + (t%2)·4, +4) of row row0 + t/2 of a
-// row-major [rows, D] matrix, zero outside it. `vec4`: the matrix is float, 16-byte aligned
-// and D % 4 == 0, so the 4 values are one float4.
-template <class T>
-__device__ __forceinline__ void vq_load_slice(const T* __restrict__ m, std::int64_t rows,
-                                              std::int64_t D, std::int64_t row0, std::int64_t d0,
-                                              bool vec4, T (&v)[4]) {
-  const std::int64_t row = row0 + threadIdx.x / 2;
-  const std::int64_t d = d0 + (threadIdx.x % 2) * 4;
-  if (row < rows && d < D) {
-    const T* p = m + row * D + d;
-    if constexpr (sizeof(T) == 4) {
-      if (vec4) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        v[0] = q.x;
-        v[1] = q.y;
-        v[2] = q.z;
-        v[3] = q.w;
-        return;
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = d + j < D ? p[j] : T(0);
+// How the tiled kernel loads its slices (a template parameter: one instance per path, so
+// the inner loop holds no run-time branch between them; the host picks the path).
+constexpr int kVqLoadScalar = 0;  // any D and alignment: 4 scalar loads, each checked d < D
+constexpr int kVqLoadVec4 = 1;    // float, 16-byte aligned, D % 4 == 0: one float4, checked d < D
+
+// Shared slices are [depth][row] with a row pitch of 128 + 4 words: the 4 words of padding
+// put the two depth halves (t % 2 = 0, 1) of a warp's stores 16 banks apart (see
+// vq_store_word), so the transposed stores have no bank conflict; the 16-byte reads of the
+// inner loop stay aligned (132·4 bytes is a multiple of 16).
+constexpr int kVqTilePitch = kVqTileRows + 4;
+
+// Row (or code) offset within a 128 tile of the i-th of a thread's 8 rows (codes).
+LATENT_HOST_DEVICE LATENT_FORCEINLINE constexpr int vq_tile_offset(int t, int i) {
+  return (i < 4 ? 0 : 64) + t * 4 + (i & 3);
+}
+
+// The shared word (in a [kVqTileDepth][kVqTilePitch] slice) that thread `thread` stores its
+// j-th loaded value to: row (or code) thread / 2, depth (thread % 2)·4 + j. In one warp, for
+// each j: the even lanes write 16 consecutive words at depth j, the odd lanes 16 at depth
+// 4 + j, 4·132 ≡ 16 (mod 32) words further: banks b..b+15 and b+16..b+31, all 32 distinct
+// (tests/vq_test.cpp, TiledSharedAccessesHaveNoBankConflicts, checks every warp and j).
+// (`pitch` is a parameter only so that the test can show the unpadded 128's 2-way conflict.)
+LATENT_HOST_DEVICE LATENT_FORCEINLINE constexpr int vq_store_word(int thread, int j,
+                                                                  int pitch = kVqTilePitch) {
+  return ((thread % 2) * 4 + j) * pitch + thread / 2;
+}
+
+// The first shared word of the 16-byte read of the inner loop: depth kk, the 4 rows (codes)
+// t·4 + half·64 + {0..3} of thread coordinate t (ty for rows, tx for codes).
+// In one warp the rows' reads are 2 distinct addresses (two ty, each broadcast to 16 lanes)
+// and the codes' 16 (tx = 0..15): each quarter warp's 8 lanes read 8 consecutive float4s,
+// 32 distinct banks (checked by the same test).
+LATENT_HOST_DEVICE LATENT_FORCEINLINE constexpr int vq_read_word(int t, int kk, int half) {
+  return kk * kVqTilePitch + vq_tile_offset(t, half * 4);
+}
+
+// Loads this thread's 4 consecutive depths of one slice: p[ds + j], j = 0..3, zero where
+// ds + j ≥ limit. `p` already points at the thread's first depth (row start + (t % 2)·4) and
+// limit = D − (t % 2)·4, so the slice start ds and the loop around it are the same for every
+// thread of the block.
+template <class T, int Load>
+__device__ __forceinline__ void vq_load_slice(const T* __restrict__ p, int ds, int limit,
+                                              T (&v)[4]) {
+  if constexpr (Load != kVqLoadScalar) {
+    static_assert(sizeof(T) == 4, "the vector paths are float only");
+    float4 q = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (ds < limit) q = *reinterpret_cast<const float4*>(p + ds);
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
   } else {
+    const T* q = p + ds;
+    const int n = limit - ds;  // values of the 4 that lie inside the row
 #pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = T(0);
+    for (int j = 0; j < 4; ++j) v[j] = j < n ? q[j] : T(0);
   }
 }
 
-// Stores a slice loaded by vq_load_slice into tile[depth][row] (transposed).
+// `at` = the slice plus vq_store_word(threadIdx.x, 0); value j goes kVqTilePitch·j further.
 template <class T>
-__device__ __forceinline__ void vq_store_slice(T (*tile)[kVqTileRows], const T (&v)[4]) {
-  const int row = threadIdx.x / 2, d = (threadIdx.x % 2) * 4;
+__device__ __forceinline__ void vq_store_slice(T* __restrict__ at, const T (&v)[4]) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) tile[d + j][row] = v[j];
+  for (int j = 0; j < 4; ++j) at[j * kVqTilePitch] = v[j];
 }
 
-// Row (or code) offset within a 128 tile of the i-th of a thread's 8 rows (codes).
-__device__ __forceinline__ int vq_tile_offset(int t, int i) {
-  return (i < 4 ? 0 : 64) + t * 4 + (i & 3);
+// acc[i][j] += Σ_kk a(kk, row i)·b(kk, code j) over one shared slice: 64 FMAs per depth for
+// 4 16-byte shared reads. zs, es: the slices of Z and E, already offset by the thread's
+// ty·4 and tx·4 (so every read is a register plus an immediate).
+template <class T>
+__device__ __forceinline__ void vq_slice_fma(const T* __restrict__ zs, const T* __restrict__ es,
+                                             T (&acc)[8][8]) {
+#pragma unroll
+  for (int kk = 0; kk < kVqTileDepth; ++kk) {
+    T a[8], b[8];
+    if constexpr (sizeof(T) == 4) {  // 16-byte reads: every slice row and t·4 are aligned
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float4 p = *reinterpret_cast<const float4*>(zs + vq_read_word(0, kk, h));
+        const float4 q = *reinterpret_cast<const float4*>(es + vq_read_word(0, kk, h));
+        a[h * 4 + 0] = p.x, a[h * 4 + 1] = p.y, a[h * 4 + 2] = p.z, a[h * 4 + 3] = p.w;
+        b[h * 4 + 0] = q.x, b[h * 4 + 1] = q.y, b[h * 4 + 2] = q.z, b[h * 4 + 3] = q.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        a[i] = zs[vq_read_word(0, kk, i / 4) + i % 4];
+        b[i] = es[vq_read_word(0, kk, i / 4) + i % 4];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+  }
+}
+
+// s = norm − 2·acc, rounded once: the explicit fma on both sides (one FFMA on a GPU), the
+// same value as the two-step form (2·acc is exact) unless 2·acc overflows.
+template <class T>
+__device__ __forceinline__ T vq_score(T norm, T acc) {
+#if defined(__CUDA_ARCH__)
+  return fma(T(-2), acc, norm);
+#else
+  return std::fma(T(-2), acc, norm);
+#endif
 }
 
 // grid: (ceil(N / 128), splits); block: 256. Split s covers code tiles
 // [s·tiles_per_split, min((s+1)·tiles_per_split, ceil(K/128))). With one split the winners go
 // straight to `indices` (best_values == nullptr); otherwise split s writes its winner and
 // value to best_values / indices at [s·N + row] for vq_argmin_merge_kernel.
-template <class T>
-__global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 ? 2 : 1)
+// Load: kVqLoadScalar or kVqLoadVec4 (above). I: the type of the row and code offsets
+// (row·D, code·D: once per tile), std::int32_t when N·D and (K + 128)·D fit in it (the host
+// checks), else std::int64_t; the slice loop always counts in 32 bits.
+// Rows past N and codes past K load the last row / code (clamped: always in bounds, so the
+// loop needs no row check); those rows are never written and those codes get the norm +∞,
+// so they never win.
+//
+// Loop structure, per code tile of S = ceil(D / 8) slices: an inner loop over slices
+// 0 .. S−2 (prefetch slice s + 1 into registers, multiply slice s, store the prefetched
+// slice into the other buffer, one barrier), then the last slice (prefetch slice 0 of the
+// next tile, multiply, store, barrier) and the fold of the tile into the running minima.
+//
+// Occupancy: the float4 path is held to 128 registers (2 blocks of 256 per SM) and fits them
+// with no spill; the scalar path (D % 4 ≠ 0 or misaligned, and double) needs a few more, and
+// runs 1 block per SM rather than spill.
+template <class T, int Load, class I>
+__global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadVec4 ? 2 : 1)
     vq_argmin_tiled_kernel(const T* __restrict__ z, const T* __restrict__ codes,
-                           const T* __restrict__ norms, std::int64_t N, std::int64_t K,
-                           std::int64_t D, std::int64_t tiles_per_split, bool vec4,
+                           const T* __restrict__ norms, I N, I K, I D, I tiles_per_split,
                            T* __restrict__ best_values, std::int32_t* __restrict__ indices) {
-  __shared__ __align__(16) T z_tile[2][kVqTileDepth][kVqTileRows];
-  __shared__ __align__(16) T e_tile[2][kVqTileDepth][kVqTileCodes];
+  // Two buffers of kVqBuffer words, each a slice of Z then a slice of E; `rd` is the offset
+  // of the buffer being multiplied, kVqBuffer − rd the one receiving the prefetched slice.
+  constexpr int kVqSlice = kVqTileDepth * kVqTilePitch;
+  constexpr int kVqBuffer = 2 * kVqSlice;
+  __shared__ __align__(16) T smem[2 * kVqBuffer];
 
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * kVqTileRows;
-  const std::int64_t code_tiles = (K + kVqTileCodes - 1) / kVqTileCodes;
-  const std::int64_t first_tile = static_cast<std::int64_t>(blockIdx.y) * tiles_per_split;
-  const std::int64_t last_tile =
-      first_tile + tiles_per_split < code_tiles ? first_tile + tiles_per_split : code_tiles;
-  const std::int64_t slices = (D + kVqTileDepth - 1) / kVqTileDepth;
-  const std::int64_t steps = (last_tile > first_tile ? last_tile - first_tile : 0) * slices;
+  const I row0 = static_cast<I>(blockIdx.x) * kVqTileRows;
+  // Codes, code tiles and depths count in 32 bits (K, D < 2^31 − 128: the host checks).
+  const int codes_n = static_cast<int>(K);
+  const int code_tiles = (codes_n + kVqTileCodes - 1) / kVqTileCodes;
+  const int first_tile = static_cast<int>(blockIdx.y) * static_cast<int>(tiles_per_split);
+  const int last_tile = first_tile + static_cast<int>(tiles_per_split) < code_tiles
+                            ? first_tile + static_cast<int>(tiles_per_split)
+                            : code_tiles;
+
+  // What this thread loads: row (code) threadIdx.x / 2 of the tile, depths ld + [0, 4) of
+  // each slice; its pointers already include ld, so the slice start ds is block-uniform.
+  const int store0 = vq_store_word(static_cast<int>(threadIdx.x), 0);
+  const I load_row = static_cast<I>(threadIdx.x / 2);
+  const int ld = static_cast<int>(threadIdx.x % 2) * 4;
+  const int depth = static_cast<int>(D);  // D < 2^31 − 8 (the host checks)
+  const int limit = depth - ld;
+  const I z_row = row0 + load_row < N ? row0 + load_row : N - 1;
+  const T* __restrict__ zp = z + (z_row * D + ld);
+  auto code_row = [&](int tile) {
+    const int k = tile * kVqTileCodes + static_cast<int>(load_row);
+    return codes + (static_cast<I>(k < codes_n ? k : codes_n - 1) * D + ld);
+  };
 
   T best[8];
   int best_k[8];
@@ -263,74 +366,84 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 ? 2 : 1)
   for (int i = 0; i < 8; ++i) {
     best[i] = vq_infinity<T>();
     best_k[i] = kVqNoIndex;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = T(0);
   }
 
-  // Prologue: slice 0 of the first tile into buffer 0.
-  T z_next[4], e_next[4];
-  vq_load_slice(z, N, D, row0, 0, vec4, z_next);
-  vq_load_slice(codes, K, D, first_tile * kVqTileCodes, 0, vec4, e_next);
-  vq_store_slice(z_tile[0], z_next);
-  vq_store_slice(e_tile[0], e_next);
-  __syncthreads();
+  if (first_tile < last_tile) {
+    // Prologue: slice 0 of the first tile into buffer 0.
+    T z_next[4], e_next[4];
+    const T* __restrict__ ep = code_row(first_tile);
+    vq_load_slice<T, Load>(zp, 0, limit, z_next);
+    vq_load_slice<T, Load>(ep, 0, limit, e_next);
+    vq_store_slice(smem + store0, z_next);
+    vq_store_slice(smem + kVqSlice + store0, e_next);
+    __syncthreads();
 
-  std::int64_t tile = first_tile, slice = 0;  // what `step` multiplies
-  for (std::int64_t step = 0; step < steps; ++step) {
-    const int buffer = static_cast<int>(step & 1);
-    const bool last_slice = slice == slices - 1;
-    const std::int64_t next_tile = last_slice ? tile + 1 : tile;
-    const std::int64_t next_slice = last_slice ? 0 : slice + 1;
-    const bool prefetch = step + 1 < steps;
-    if (prefetch) {  // the next slice, into registers, while this one is multiplied
-      const std::int64_t next_d0 = next_slice * kVqTileDepth;
-      vq_load_slice(z, N, D, row0, next_d0, vec4, z_next);
-      vq_load_slice(codes, K, D, next_tile * kVqTileCodes, next_d0, vec4, e_next);
-    }
-
-#pragma unroll
-    for (int kk = 0; kk < kVqTileDepth; ++kk) {
-      T a[8], b[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        a[i] = z_tile[buffer][kk][vq_tile_offset(ty, i)];
-        b[i] = e_tile[buffer][kk][vq_tile_offset(tx, i)];
-      }
+    int rd = 0;
+    for (int tile = first_tile; tile < last_tile; ++tile) {
 #pragma unroll
       for (int i = 0; i < 8; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
-    }
-
-    if (last_slice) {  // fold the finished tile into the running minima, codes ascending
-      const std::int64_t code0 = tile * kVqTileCodes;
-      T norm[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const std::int64_t k = code0 + vq_tile_offset(tx, j);
-        norm[j] = k < K ? norms[k] : vq_infinity<T>();
+        for (int j = 0; j < 8; ++j) acc[i][j] = T(0);
+      // Slices 0 .. S−2: prefetch slice s + 1 of the same tile, multiply slice s.
+      for (int ds = kVqTileDepth; ds < depth; ds += kVqTileDepth) {
+        vq_load_slice<T, Load>(zp, ds, limit, z_next);
+        vq_load_slice<T, Load>(ep, ds, limit, e_next);
+        vq_slice_fma(smem + rd + vq_read_word(ty, 0, 0), smem + rd + kVqSlice + vq_read_word(tx, 0, 0), acc);
+        vq_store_slice(smem + (kVqBuffer - rd) + store0, z_next);
+        vq_store_slice(smem + (kVqBuffer - rd) + kVqSlice + store0, e_next);
+        __syncthreads();
+        rd = kVqBuffer - rd;
       }
+      // The last slice: prefetch slice 0 of the next tile, multiply, store, then fold the
+      // tile after the barrier (where nothing of the fold can be scheduled into the FMAs
+      // and the prefetch registers are free again). After the split's last tile this loads
+      // the last tile again, and drops it.
+      const bool more = tile + 1 < last_tile;
+      ep = code_row(more ? tile + 1 : tile);
+      vq_load_slice<T, Load>(zp, 0, limit, z_next);
+      vq_load_slice<T, Load>(ep, 0, limit, e_next);
+      vq_slice_fma(smem + rd + vq_read_word(ty, 0, 0), smem + rd + kVqSlice + vq_read_word(tx, 0, 0), acc);
+      if (more) {
+        vq_store_slice(smem + (kVqBuffer - rd) + store0, z_next);
+        vq_store_slice(smem + (kVqBuffer - rd) + kVqSlice + store0, e_next);
+      }
+      __syncthreads();
+      rd = kVqBuffer - rd;
+
+      // Fold the finished tile into the running minima, codes ascending, strict `<`.
+      const int code0 = tile * kVqTileCodes;
+      T norm[8];
+      if (code0 + kVqTileCodes <= codes_n) {  // a whole tile
+        const T* np = norms + code0 + tx * 4;
+        if constexpr (sizeof(T) == 4) {  // two 16-byte loads (the host checks the alignment)
+          const float4 lo = *reinterpret_cast<const float4*>(np);
+          const float4 hi = *reinterpret_cast<const float4*>(np + 64);
+          norm[0] = lo.x, norm[1] = lo.y, norm[2] = lo.z, norm[3] = lo.w;
+          norm[4] = hi.x, norm[5] = hi.y, norm[6] = hi.z, norm[7] = hi.w;
+        } else {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
+          for (int j = 0; j < 8; ++j) norm[j] = np[(j < 4 ? 0 : 64) + (j & 3)];
+        }
+      } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const T s = norm[j] - T(2) * acc[i][j];
+          const int k = code0 + vq_tile_offset(tx, j);
+          norm[j] = k < codes_n ? norms[k] : vq_infinity<T>();
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int k = code0 + vq_tile_offset(tx, j);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const T s = vq_score(norm[j], acc[i][j]);
           if (s < best[i]) {
             best[i] = s;
-            best_k[i] = static_cast<int>(code0 + vq_tile_offset(tx, j));
+            best_k[i] = k;
           }
-          acc[i][j] = T(0);
         }
       }
     }
-
-    if (prefetch) {
-      vq_store_slice(z_tile[buffer ^ 1], z_next);
-      vq_store_slice(e_tile[buffer ^ 1], e_next);
-    }
-    __syncthreads();
-    tile = next_tile;
-    slice = next_slice;
   }
 
   // The 16 threads with the same ty (lanes 0–15 or 16–31 of one warp) hold the same rows.
@@ -350,7 +463,7 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 ? 2 : 1)
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     if (tx != i) continue;
-    const std::int64_t row = row0 + vq_tile_offset(ty, i);
+    const I row = row0 + vq_tile_offset(ty, i);
     if (row >= N) continue;
     if (best_values == nullptr) {
       indices[row] = vq_checked_index(best[i], best_k[i]);

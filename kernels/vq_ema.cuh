@@ -25,10 +25,10 @@
 // sizes and the data, never by timing. Three ways to form them:
 //   vq_stats_block_kernel + vq_stats_block_finish_kernel   ("shared", when K·D fits in shared
 //       memory). Each block sums a contiguous range of rows into a shared-memory copy of
-//       (n, m); thread (g, d) owns column d of the codes k ≡ g (mod G), G = ⌊256 / D⌋, so no
-//       two threads ever add into the same word and each word receives its rows in row
-//       order. The block's partial goes to global memory; the finish kernel adds the
-//       partials in block order.
+//       (n, m), reading them in coalesced batches of consecutive rows (every thread on every
+//       row it reads); within a batch the first row of each code adds that code's rows, so
+//       each word receives its rows in row order (below). The block's partial goes to global
+//       memory; the finish kernel adds the partials in block order.
 //   vq_stats_pieces_kernel + vq_stats_segments_finish_kernel  ("sorted", any K·D). The rows
 //       are stably sorted by code (CUB radix sort on a GPU, a counting sort on the host under
 //       SIMT); the sorted order is cut into pieces of kVqPiece rows; one thread per
@@ -49,6 +49,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/device.cuh"
 #include "kernels/grid.cuh"
@@ -75,46 +76,130 @@ __global__ void vq_histogram_kernel(const I* __restrict__ indices, std::int64_t 
 }
 
 // ---------------------------------------------------------------- "shared": per-block partials
-// grid: B blocks, block: kVqStatsThreads, dynamic shared memory K·D·sizeof(T) + K·4 bytes.
-// Block b sums rows [b·rows_per_block, (b+1)·rows_per_block) into
-// partial_sums[b, K, D] and partial_counts[b, K].
+// grid: B blocks, block: kVqStatsThreads, dynamic shared memory vq_stats_block_shared_bytes.
+// Block b sums rows [b·rows_per_block, (b+1)·rows_per_block) into partial_sums[b, K, D] and
+// partial_counts[b, K].
+//
+// Every thread works on every row it reads. The block walks its rows in batches of R rows:
+// with W = 4 (Vec: float, D % 4 == 0, 16-byte aligned z) or 1 and C = D / W column groups,
+// thread t is slot r = t / C (row r of the batch) and column group q = t % C (columns
+// q·W .. q·W + W − 1; when C > 256 the thread also takes q + 256, …), R = max(1, ⌊256 / C⌋).
+// So a batch is R consecutive rows read by consecutive threads: one coalesced (16-byte)
+// read of R·D elements. Two slots of a batch may share a code; the batch counts its slots
+// per code first (integer shared atomics: the count does not depend on their order), and
+//   - a code with one slot in the batch: that slot adds its row into sums[k] directly;
+//   - a code with several: the first of them (the leader) adds all of them, in slot order.
+// Either way each word of sums[k] receives its rows in row order, one addition after
+// another from the same start: exactly the sums (and bits) of a plain loop over the rows in
+// order, with no float atomics. Barriers: two per batch (the per-code counts are double
+// buffered, so a leader clears its count of the previous batch while the new one is read).
+// Bytes: R·D·sizeof(T) + R·4 per batch; a collapsed batch (every slot on one code) is summed
+// by its leader alone — the "sorted" path is the one for collapsed codebooks.
 template <class T>
+LATENT_HOST_DEVICE LATENT_FORCEINLINE std::size_t vq_stats_block_shared_bytes(std::int64_t K,
+                                                                              std::int64_t D) {
+  // sums [K·D] T, counts [K], batch counts [2][K], batch codes [kVqStatsThreads] (int32)
+  return static_cast<std::size_t>(K * D) * sizeof(T) +
+         static_cast<std::size_t>(3 * K + kVqStatsThreads) * 4;
+}
+
+template <class T, bool Vec>
 __global__ void vq_stats_block_kernel(const T* __restrict__ z,
                                       const std::int32_t* __restrict__ indices, std::int64_t N,
                                       std::int64_t K, std::int64_t D,
                                       std::int64_t rows_per_block, T* __restrict__ partial_sums,
                                       std::int32_t* __restrict__ partial_counts) {
   LATENT_DYNAMIC_SHARED(T, shared);
-  const std::int64_t KD = K * D;
+  constexpr int W = Vec ? 4 : 1;
+  static_assert(!Vec || sizeof(T) == 4, "the vector path is float only");
+  // K·D fits in shared memory, so codes, columns and shared offsets count in 32 bits.
+  const int codes = static_cast<int>(K), depth = static_cast<int>(D);
+  const int KD = codes * depth;
   T* sums = shared;
   std::int32_t* counts = reinterpret_cast<std::int32_t*>(static_cast<T*>(shared + KD));
-  for (std::int64_t e = threadIdx.x; e < KD; e += blockDim.x) sums[e] = T(0);
-  for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) counts[k] = 0;
+  std::int32_t* batch_count = counts + codes;       // [2][K]
+  std::int32_t* batch_code = batch_count + 2 * codes;  // [R]
+  const int t = static_cast<int>(threadIdx.x);
+  for (int e = t; e < KD; e += kVqStatsThreads) sums[e] = T(0);
+  for (int k = t; k < 3 * codes; k += kVqStatsThreads) counts[k] = 0;  // counts, batch counts
   __syncthreads();
 
-  // Thread (g, d): column d (and d + D·…, when D > blockDim) of the codes k ≡ g (mod G).
-  const std::int64_t threads = blockDim.x;
-  const std::int64_t groups = D >= threads ? 1 : threads / D;
-  const std::int64_t g = D >= threads ? 0 : threadIdx.x / D;
-  const std::int64_t d0 = D >= threads ? threadIdx.x : threadIdx.x % D;
-  const std::int64_t stride = D >= threads ? threads : D;
+  const int C = depth / W;  // column groups per row
+  const int R = C >= kVqStatsThreads ? 1 : kVqStatsThreads / C;
+  const int r = C >= kVqStatsThreads ? 0 : t / C;
+  const int q0 = C >= kVqStatsThreads ? t : t % C;
+  const bool active = r < R;
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.x) * rows_per_block;
   const std::int64_t end = begin + rows_per_block < N ? begin + rows_per_block : N;
-  if (g < groups) {
-    for (std::int64_t i = begin; i < end; ++i) {
-      const std::int32_t k = indices[i];  // the same word for every thread: a broadcast
-      if (k < 0 || k >= K || k % groups != g) continue;
-      const T* row = z + i * D;
-      for (std::int64_t d = d0; d < D; d += stride) sums[k * D + d] += row[d];
-      if (d0 == 0) counts[k] += 1;
+
+  // W consecutive elements at p: one float4 on the vector path.
+  using Chunk = typename std::conditional<Vec, float4, T>::type;
+  auto load = [](const T* p) -> Chunk {
+    if constexpr (Vec) return *reinterpret_cast<const float4*>(p);
+    else return *p;
+  };
+  auto add = [](Chunk& acc, const Chunk& v) {
+    if constexpr (Vec) acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+    else acc += v;
+  };
+
+  int parity = 0;
+  std::int32_t led = -1;  // the code this slot led in the previous batch (its count to clear)
+  for (std::int64_t b0 = begin; b0 < end; b0 += R) {
+    const bool mine = active && b0 + r < end;
+    std::int32_t* count_now = batch_count + parity * codes;
+    std::int32_t* count_before = batch_count + (parity ^ 1) * codes;
+    const T* zb = z + b0 * D + q0 * W;  // row b0 of the batch, this thread's first columns
+    std::int32_t k = -1;
+    Chunk own{};
+    if (mine) {
+      k = indices[b0 + r];  // the same word for the C threads of the slot: a broadcast
+      if (k < 0 || k >= codes) k = -1;
+      own = load(zb + r * D);  // in flight across the barrier
+      if (q0 == 0) {
+        batch_code[r] = k;
+        if (k >= 0) atomicAdd(&count_now[k], 1);
+      }
     }
+    __syncthreads();
+    if (q0 == 0 && led >= 0) count_before[led] = 0;  // read by nobody until the next batch
+    led = -1;
+    if (k >= 0) {
+      const int n = count_now[k];
+      bool leader = true;
+      if (n > 1)
+        for (int s = 0; s < r; ++s) leader = leader && batch_code[s] != k;
+      if (leader) {
+        // acc (the code's sum at columns c past the thread's first) += this slot's row and,
+        // when the code has several slots in the batch, theirs, in slot order.
+        auto sum_into = [&](int c, Chunk row) {
+          Chunk* into = reinterpret_cast<Chunk*>(sums + k * depth + q0 * W + c);
+          Chunk acc = *into;
+          add(acc, row);
+          for (int s = r + 1, left = n - 1; left > 0; ++s) {
+            if (batch_code[s] != k) continue;
+            add(acc, load(zb + s * D + c));
+            --left;
+          }
+          *into = acc;
+        };
+        sum_into(0, own);
+        for (int c = kVqStatsThreads * W; q0 * W + c < depth; c += kVqStatsThreads * W)
+          sum_into(c, load(zb + r * D + c));  // rows wider than the block: D > 256·W
+        if (q0 == 0) {
+          counts[k] += n;
+          led = k;
+        }
+      }
+    }
+    __syncthreads();
+    parity ^= 1;
   }
-  __syncthreads();
 
   T* out_sums = partial_sums + static_cast<std::int64_t>(blockIdx.x) * KD;
   std::int32_t* out_counts = partial_counts + static_cast<std::int64_t>(blockIdx.x) * K;
-  for (std::int64_t e = threadIdx.x; e < KD; e += blockDim.x) out_sums[e] = sums[e];
-  for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) out_counts[k] = counts[k];
+  for (int e = t; e < KD; e += kVqStatsThreads) out_sums[e] = sums[e];
+  for (int k = t; k < codes; k += kVqStatsThreads) out_counts[k] = counts[k];
 }
 
 // sums[e] = Σ_b partial_sums[b, e] and counts[k] = Σ_b partial_counts[b, k], b ascending.

@@ -149,6 +149,44 @@ TEST_F(VqEma, CodeStatisticsMatchALoopOnEveryPath) {
   }
 }
 
+// Each block of the shared path adds each code's rows in row order, one after another, in
+// z's dtype: with one block (N < 2·max(K, 256) rows) its sums are bitwise those of that plain
+// loop, whatever the batches (duplicate codes in a batch, a collapsed codebook, rows wider
+// than the block on the 16-byte and scalar paths).
+TEST_F(VqEma, SharedStatisticsAreTheRowOrderSums) {
+  if (!test::has_cuda()) GTEST_SKIP() << "no cuda device (SIMT or GPU) in this build";
+  const std::vector<StatsCase> list = {
+      {500, 7, 16, Spread::uniform},   {300, 1, 8, Spread::collapsed},
+      {511, 64, 3, Spread::uniform},   {509, 50, 33, Spread::half_collapsed},
+      {500, 3, 1032, Spread::uniform},  // float4 columns past the block's 256 threads
+      {500, 5, 1030, Spread::uniform},  // scalar columns past them
+      {510, 6, 4, Spread::sorted_runs},
+      {1999, 1000, 11, Spread::uniform},  // past 48 KB with the batch bookkeeping: the
+      {1399, 700, 16, Spread::uniform}};  // launch raises the kernel's shared-memory limit
+  for (const StatsCase& c : list) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      if (c.K * c.D * static_cast<std::int64_t>(dtype_size(dtype)) + 4 * c.K > 48 * 1024) continue;
+      Generator g(31);
+      const Tensor z = uniform({c.N, c.D}, -1.0, 1.0, g, dtype);
+      const Tensor idx = make_indices(c.N, c.K, c.spread, g);
+      const std::vector<double> zv = values_of(z);
+      const std::vector<std::int32_t> iv = idx.to_vector<std::int32_t>();
+      std::vector<double> want(static_cast<std::size_t>(c.K * c.D), 0.0);
+      for (std::int64_t i = 0; i < c.N; ++i)
+        for (std::int64_t d = 0; d < c.D; ++d) {
+          double& w = want[iv[i] * c.D + d];
+          w = dtype == DType::f32 ? static_cast<double>(static_cast<float>(w) +
+                                                        static_cast<float>(zv[i * c.D + d]))
+                                  : w + zv[i * c.D + d];
+        }
+      const VqCodeStats s = vq_code_stats(z.to(test::cuda_device()), idx.to(test::cuda_device()),
+                                          c.K, VqStatsAlgorithm::shared);
+      EXPECT_TRUE(identical(s.sums.to(Device::cpu()), from_vector(want, {c.K, c.D}).to(dtype)))
+          << "N=" << c.N << " K=" << c.K << " D=" << c.D << " " << dtype_name(dtype);
+    }
+  }
+}
+
 // Same inputs, same bits, run after run, on every deterministic path.
 TEST_F(VqEma, StatisticsAndUpdatesAreBitwiseDeterministic) {
   Generator gen(22);

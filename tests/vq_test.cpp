@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/vq_argmin.cuh"
 #include "latent/latent.h"
 #include "latent/vq.h"
 #include "tests/op_harness.h"
@@ -300,6 +301,53 @@ TEST_F(Vq, TiledSplitsGiveIdenticalIndices) {
   k.where = Where::cuda_only;  // the cpu backend has one loop and no splits
   k.cost = cases::vq_argmin({300, 1000, 20}, DType::f32);
   EXPECT_TRUE(check_op(k));
+}
+
+// The tiled kernel's shared-memory address pattern, per warp, from the same functions the
+// kernel indexes with (kernels/vq_argmin.cuh: vq_store_word, vq_read_word). A 32-bit store
+// by 32 lanes is conflict-free when the 32 words fall in 32 distinct banks; a 16-byte read is
+// served a quarter warp (8 lanes) at a time, conflict-free when the distinct 16-byte words of
+// each quarter cover disjoint banks (equal addresses are a broadcast). The degree is the most
+// distinct words any bank receives.
+int store_conflict_degree(int pitch) {
+  int worst = 1;
+  for (int warp = 0; warp < kernels::kVqThreads / 32; ++warp)
+    for (int j = 0; j < 4; ++j) {
+      std::vector<std::set<int>> bank(32);
+      for (int lane = 0; lane < 32; ++lane) {
+        const int word = kernels::vq_store_word(warp * 32 + lane, j, pitch);
+        bank[word % 32].insert(word);
+      }
+      for (const auto& words : bank) worst = std::max(worst, static_cast<int>(words.size()));
+    }
+  return worst;
+}
+
+TEST(VqTiledKernel, SharedAccessesHaveNoBankConflicts) {
+  // The transposed stores: the unpadded pitch of 128 had every bank hit twice per store.
+  EXPECT_EQ(store_conflict_degree(kernels::kVqTileRows), 2);
+  EXPECT_EQ(store_conflict_degree(kernels::kVqTilePitch), 1);
+  // The 16-byte reads of the inner loop, rows (by ty) and codes (by tx).
+  for (int warp = 0; warp < kernels::kVqThreads / 32; ++warp)
+    for (int kk = 0; kk < kernels::kVqTileDepth; ++kk)
+      for (int half = 0; half < 2; ++half)
+        for (bool codes : {false, true})
+          for (int quarter = 0; quarter < 4; ++quarter) {
+            std::set<int> words;
+            for (int lane = quarter * 8; lane < quarter * 8 + 8; ++lane) {
+              const int thread = warp * 32 + lane;
+              const int t = codes ? thread % 16 : thread / 16;
+              const int word = kernels::vq_read_word(t, kk, half);
+              EXPECT_EQ(word % 4, 0) << "a 16-byte read must be aligned";
+              words.insert(word);
+            }
+            std::vector<int> hits(32, 0);
+            for (int word : words)
+              for (int w = word; w < word + 4; ++w) ++hits[w % 32];
+            EXPECT_EQ(*std::max_element(hits.begin(), hits.end()), 1)
+                << "warp " << warp << " kk " << kk << " half " << half
+                << (codes ? " codes" : " rows") << " quarter " << quarter;
+          }
 }
 
 TEST_F(Vq, CosineModePicksTheMostSimilarCode) {

@@ -54,6 +54,38 @@ Tensor code_norms(const Tensor& codebook) {
   return norms;
 }
 
+// One launch of the fused tiled argmin: Load = kernels::kVqLoadVec4 / kVqLoadScalar, I = the
+// kernel's row and offset type (std::int32_t when the sizes allow). `values` == nullptr: the
+// winners go straight to `winners`; otherwise one (value, index) per split and row.
+template <class T, int Load, class I>
+void launch_tiled(dim3 grid, const Tensor& z, const Tensor& codebook, const Tensor& norms,
+                  std::int64_t per_split, T* values, std::int32_t* winners) {
+  LATENT_LAUNCH((kernels::vq_argmin_tiled_kernel<T, Load, I>), grid, kernels::kVqThreads, 0,
+                stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), static_cast<I>(z.size(0)),
+                static_cast<I>(codebook.size(0)), static_cast<I>(z.size(1)),
+                static_cast<I>(per_split), values, winners);
+}
+
+// The "shared" statistics' first kernel. Its shared memory is K·D + 4·K bytes plus the
+// per-batch bookkeeping (vq_stats_block_shared_bytes); past the default 48 KB it asks for
+// more (vq_stats_fit_shared keeps K·D·size + 4·K ≤ 48 KB, so it stays far below 227 KB).
+template <class T, bool Vec>
+void launch_stats_block(std::int64_t blocks, const Tensor& z, const Tensor& indices,
+                        std::int64_t rows_per_block, const Tensor& partial_sums,
+                        const Tensor& partial_counts) {
+  const std::int64_t K = partial_counts.size(1), D = z.size(1);
+  const std::size_t bytes = kernels::vq_stats_block_shared_bytes<T>(K, D);
+  if (bytes > static_cast<std::size_t>(kSharedLimit)) {
+    LATENT_CUDA_CHECK(cudaFuncSetAttribute(kernels::vq_stats_block_kernel<T, Vec>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(bytes)));
+  }
+  LATENT_LAUNCH((kernels::vq_stats_block_kernel<T, Vec>), dim3(static_cast<unsigned>(blocks)),
+                kernels::kVqStatsThreads, bytes, stream(), ptr<T>(z),
+                ptr<std::int32_t>(indices), z.size(0), K, D, rows_per_block,
+                ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts));
+}
+
 // ---- the stable sort of the "sorted" statistics: keys = codes ascending, order = rows.
 void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
                   const Tensor& order) {
@@ -159,17 +191,36 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
         wanted = std::clamp<std::int64_t>(wanted, 1, std::min<std::int64_t>(code_tiles, 65535));
         const std::int64_t per_split = ceil_div(code_tiles, wanted);
         const std::int64_t used = ceil_div(code_tiles, per_split);
+        // The kernel counts codes and depths in 32 bits; rows and offsets in 32 bits too
+        // when N·D and (K + 128)·D fit (a 64-bit instance otherwise).
+        LATENT_CHECK(K <= INT32_MAX - 2 * kernels::kVqTileCodes && D <= INT32_MAX - 2 * kernels::kVqTileDepth,
+                     "vq_argmin: K = ", K, " or D = ", D, " exceeds the tiled kernel's 32-bit range");
+        LATENT_CHECK(aligned16(norms.data_ptr()), "vq_argmin: the code norms are not 16-byte aligned");
         const bool vec4 = sizeof(T) == 4 && D % 4 == 0 && aligned16(z.data_ptr()) &&
                           aligned16(codebook.data_ptr());
+        const bool narrow = N * D <= INT32_MAX && (K + kernels::kVqTileCodes) * D <= INT32_MAX;
         const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(used));
+        auto tiled = [&](T* values, std::int32_t* winners) {
+          if constexpr (sizeof(T) == 4) {
+            if (vec4) {
+              if (narrow)
+                launch_tiled<T, kernels::kVqLoadVec4, std::int32_t>(grid, z, codebook, norms, per_split, values, winners);
+              else
+                launch_tiled<T, kernels::kVqLoadVec4, std::int64_t>(grid, z, codebook, norms, per_split, values, winners);
+              return;
+            }
+          }
+          if (narrow)
+            launch_tiled<T, kernels::kVqLoadScalar, std::int32_t>(grid, z, codebook, norms, per_split, values, winners);
+          else
+            launch_tiled<T, kernels::kVqLoadScalar, std::int64_t>(grid, z, codebook, norms, per_split, values, winners);
+        };
         if (used == 1) {
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
-                        vec4, static_cast<T*>(nullptr), out);
+          tiled(nullptr, out);
         } else {
           Tensor values = empty({used, N}, z.dtype(), z.device());
           Tensor partial = empty({used, N}, DType::i32, z.device());
-          LATENT_LAUNCH(kernels::vq_argmin_tiled_kernel<T>, grid, kernels::kVqThreads, 0, stream(), ptr<T>(z), ptr<T>(codebook), ptr<T>(norms), N, K, D, per_split,
-                        vec4, ptr<T>(values), ptr<std::int32_t>(partial));
+          tiled(ptr<T>(values), ptr<std::int32_t>(partial));
           LATENT_LAUNCH(kernels::vq_argmin_merge_kernel<T>, grid_for(N), kThreads, 0, stream(),
                         ptr<T>(values), ptr<std::int32_t>(partial), N, used, out);
         }
@@ -204,8 +255,8 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
                    const Tensor& sums, VqStatsAlgorithm algorithm) {
   const std::int64_t N = z.size(0), D = z.size(1), K = counts.numel();
   if (algorithm == VqStatsAlgorithm::automatic) {
-    // Under SIMT every CUDA thread is run one after another, so the shared path's 256
-    // threads that each scan all of their block's rows cost 256× the work: sorted wins there.
+    // Under SIMT the sorted path stays the default (its sums are the ones every SIMT run so
+    // far has produced, and it has no per-batch barriers, which the executor pays dearly).
     algorithm = vq_stats_fit_shared(K, D, z.dtype()) && !simulated()
                     ? VqStatsAlgorithm::shared
                     : VqStatsAlgorithm::sorted;
@@ -230,12 +281,18 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
         blocks = ceil_div(N, rows_per_block);
         Tensor partial_sums = empty({blocks, K, D}, z.dtype(), z.device());
         Tensor partial_counts = empty({blocks, K}, DType::i32, z.device());
-        const std::size_t shared_bytes = static_cast<std::size_t>(K * D) * sizeof(T) +
-                                         static_cast<std::size_t>(K) * 4;
-        LATENT_LAUNCH(kernels::vq_stats_block_kernel<T>, dim3(static_cast<unsigned>(blocks)),
-                      kernels::kVqStatsThreads, shared_bytes, stream(), ptr<T>(z),
-                      ptr<std::int32_t>(indices), N, K, D, rows_per_block,
-                      ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts));
+        // Rows are read 16 bytes at a time when D % 4 == 0 and z is aligned (float).
+        bool launched = false;
+        if constexpr (sizeof(T) == 4) {
+          if (D % 4 == 0 && aligned16(z.data_ptr())) {
+            launch_stats_block<T, true>(blocks, z, indices, rows_per_block, partial_sums,
+                                        partial_counts);
+            launched = true;
+          }
+        }
+        if (!launched)
+          launch_stats_block<T, false>(blocks, z, indices, rows_per_block, partial_sums,
+                                       partial_counts);
         LATENT_LAUNCH(kernels::vq_stats_block_finish_kernel<T>, grid_for(K * D + K), kThreads,
                       0, stream(), ptr<T>(partial_sums), ptr<std::int32_t>(partial_counts),
                       blocks, K, D, ptr<T>(sums), ptr<std::int32_t>(counts));
