@@ -1,5 +1,7 @@
 // Checkpoints (checkpoint.h): safetensors with the model under "model.", the optimizer under
 // "optimizer.", and the format, Config, step and loader position as metadata.
+#include <charconv>
+
 #include "tools/train/checkpoint.h"
 
 #include <nlohmann/json.hpp>
@@ -50,7 +52,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   Checkpoint c;
   c.config = config_from_json(meta("config"));
   try {
-    c.step = std::stoll(meta("step"));
+    // The whole string, a non-negative integer: "1e3" or "4x" is not a step.
+    const std::string step = meta("step");
+    const auto [end, ec] = std::from_chars(step.data(), step.data() + step.size(), c.step);
+    LATENT_CHECK(ec == std::errc() && end == step.data() + step.size() && c.step >= 0,
+                 "checkpoint ", path, ": step '", step, "' is not a non-negative integer");
     const json l = json::parse(meta("loader"));
     c.loader.seed = l.at("seed").get<std::uint64_t>();
     c.loader.epoch_offset = l.at("epoch_offset").get<std::uint64_t>();

@@ -1,6 +1,7 @@
 // The training Config: its JSON form (stored in every checkpoint), its validation, and the
 // models it names, each built from its own option struct.
 #include <cmath>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "latent/fsq.h"
@@ -60,42 +61,77 @@ Config config_from_json(const std::string& text) {
   } catch (const json::exception& e) {
     LATENT_FAIL("train config: malformed JSON: ", e.what());
   }
+  LATENT_CHECK(j.is_object(), "train config: expected a JSON object, got ", j.type_name());
+  // Strict: a checkpoint written by latent reads back exactly; a missing key, an unknown key
+  // or a value of another type (4.5 for an integer, −1 for the seed) is an error naming it.
+  const json known = json::parse(config_to_json(Config{}));
+  for (const auto& item : j.items()) {
+    LATENT_CHECK(known.contains(item.key()), "train config: unknown key '", item.key(), "'");
+  }
+  auto field = [&](const char* key) -> const json& {
+    LATENT_CHECK(j.contains(key), "train config: missing key '", key, "'");
+    return j.at(key);
+  };
+  auto read = [&](const char* key, auto& out) {
+    using T = std::decay_t<decltype(out)>;
+    const json& v = field(key);
+    if constexpr (std::is_same_v<T, bool>) {
+      LATENT_CHECK(v.is_boolean(), "train config: '", key, "' must be true or false, got ",
+                   v.dump());
+    } else if constexpr (std::is_unsigned_v<T>) {
+      LATENT_CHECK(v.is_number_unsigned(), "train config: '", key,
+                   "' must be a non-negative integer, got ", v.dump());
+    } else if constexpr (std::is_integral_v<T>) {
+      LATENT_CHECK(v.is_number_integer(), "train config: '", key, "' must be an integer, got ",
+                   v.dump());
+    } else if constexpr (std::is_floating_point_v<T>) {
+      LATENT_CHECK(v.is_number(), "train config: '", key, "' must be a number, got ", v.dump());
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      LATENT_CHECK(v.is_string(), "train config: '", key, "' must be a string, got ", v.dump());
+    } else {
+      LATENT_CHECK(v.is_array(), "train config: '", key, "' must be an array, got ", v.dump());
+      for (const json& e : v)
+        LATENT_CHECK(e.is_number_integer(), "train config: '", key,
+                     "' must hold integers, got ", v.dump());
+    }
+    out = v.get<T>();
+  };
   Config c;
   try {
-    c.model = j.value("model", c.model);
-    c.device = j.value("device", c.device);
-    c.epochs = j.value("epochs", c.epochs);
-    c.steps = j.value("steps", c.steps);
-    c.batch_size = j.value("batch_size", c.batch_size);
-    c.lr = j.value("lr", c.lr);
-    c.weight_decay = j.value("weight_decay", c.weight_decay);
-    c.grad_clip = j.value("grad_clip", c.grad_clip);
-    c.seed = j.value("seed", c.seed);
-    c.net.image_channels = j.value("image_channels", c.net.image_channels);
-    c.net.hidden_channels = j.value("hidden_channels", c.net.hidden_channels);
-    c.net.latent_channels = j.value("latent_channels", c.net.latent_channels);
-    c.loss = j.value("loss", c.loss);
-    c.data_dir = j.value("data_dir", c.data_dir);
-    c.train_limit = j.value("train_limit", c.train_limit);
-    c.test_limit = j.value("test_limit", c.test_limit);
-    c.out_dir = j.value("out_dir", c.out_dir);
-    c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
-    c.log_every = j.value("log_every", c.log_every);
-    c.beta = j.value("beta", c.beta);
-    c.latent = j.value("latent", c.latent);
-    c.latent_dim = j.value("latent_dim", c.latent_dim);
-    c.kl_warmup = j.value("kl_warmup", c.kl_warmup);
-    c.kl_cycle = j.value("kl_cycle", c.kl_cycle);
-    c.free_bits = j.value("free_bits", c.free_bits);
-    c.codebook_size = j.value("codebook_size", c.codebook_size);
-    c.code_dim = j.value("code_dim", c.code_dim);
-    c.ema = j.value("ema", c.ema);
-    c.decay = j.value("decay", c.decay);
-    c.dead_code_threshold = j.value("dead_code_threshold", c.dead_code_threshold);
-    c.kmeans_init = j.value("kmeans_init", c.kmeans_init);
-    c.cosine = j.value("cosine", c.cosine);
-    c.levels = j.value("levels", c.levels);
-    c.fsq_symmetric = j.value("fsq_symmetric", c.fsq_symmetric);
+    read("model", c.model);
+    read("device", c.device);
+    read("epochs", c.epochs);
+    read("steps", c.steps);
+    read("batch_size", c.batch_size);
+    read("lr", c.lr);
+    read("weight_decay", c.weight_decay);
+    read("grad_clip", c.grad_clip);
+    read("seed", c.seed);
+    read("image_channels", c.net.image_channels);
+    read("hidden_channels", c.net.hidden_channels);
+    read("latent_channels", c.net.latent_channels);
+    read("loss", c.loss);
+    read("data_dir", c.data_dir);
+    read("train_limit", c.train_limit);
+    read("test_limit", c.test_limit);
+    read("out_dir", c.out_dir);
+    read("checkpoint_every", c.checkpoint_every);
+    read("log_every", c.log_every);
+    read("beta", c.beta);
+    read("latent", c.latent);
+    read("latent_dim", c.latent_dim);
+    read("kl_warmup", c.kl_warmup);
+    read("kl_cycle", c.kl_cycle);
+    read("free_bits", c.free_bits);
+    read("codebook_size", c.codebook_size);
+    read("code_dim", c.code_dim);
+    read("ema", c.ema);
+    read("decay", c.decay);
+    read("dead_code_threshold", c.dead_code_threshold);
+    read("kmeans_init", c.kmeans_init);
+    read("cosine", c.cosine);
+    read("levels", c.levels);
+    read("fsq_symmetric", c.fsq_symmetric);
   } catch (const json::exception& e) {
     LATENT_FAIL("train config: a field has the wrong type: ", e.what());
   }
