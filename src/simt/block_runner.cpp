@@ -115,7 +115,8 @@ void BlockRunner::AlignedDelete::operator()(std::byte* p) const {
   ::operator delete[](p, std::align_val_t{128});
 }
 
-BlockRunner::BlockRunner() : stacks_(fiber_stack_bytes()) {}
+BlockRunner::BlockRunner()
+    : stacks_(fiber_stack_bytes()), static_shared_(static_shared_ranges_for_this_thread()) {}
 
 BlockRunner& BlockRunner::for_this_thread() {
   thread_local BlockRunner runner;
@@ -158,6 +159,7 @@ void BlockRunner::prepare(const KernelLaunch& launch, uint3 block_index) {
     lane_shape_ = shape;
   }
   for (Lane& lane : lanes_) lane.state = LaneState::not_started;
+  lay_out_order(launch);
   next_lane_ = 0;
   failure_ = nullptr;
   counts_ = BlockCounts{1, 0, 0};
@@ -178,6 +180,30 @@ void BlockRunner::prepare(const KernelLaunch& launch, uint3 block_index) {
     std::memset(dynamic_, kPoisonByte, dynamic_bytes_);
     std::memset(dynamic_ + dynamic_bytes_, kGuardByte, kGuardBytes);
   }
+  // Static shared memory starts out poisoned too (undefined on a GPU).
+  for (const StaticSharedRange& r : static_shared_) std::memset(r.begin, kPoisonByte, r.bytes);
+}
+
+void BlockRunner::lay_out_order(const KernelLaunch& launch) {
+  const auto kind = static_cast<ThreadOrder>(launch.order);
+  if (order_.size() == n_ && order_kind_ == launch.order &&
+      (kind != ThreadOrder::shuffle || order_seed_ == launch.order_seed))
+    return;
+  order_.resize(n_);
+  for (unsigned i = 0; i < n_; ++i) order_[i] = kind == ThreadOrder::descending ? n_ - 1 - i : i;
+  if (kind == ThreadOrder::shuffle) {
+    // Fisher-Yates with splitmix64: the same seed gives the same order on every machine.
+    std::uint64_t x = launch.order_seed;
+    auto next = [&x] {
+      std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      return z ^ (z >> 31);
+    };
+    for (unsigned i = n_; i > 1; --i) std::swap(order_[i - 1], order_[next() % i]);
+  }
+  order_kind_ = launch.order;
+  order_seed_ = launch.order_seed;
 }
 
 // Runs every thread until it finishes or waits, then completes warp operations and
@@ -190,7 +216,8 @@ void BlockRunner::execute() {
                                      [](const Lane& l) { return l.state != LaneState::done; });
     if (!waiting) return;
     if (!complete_warp_ops()) release_barrier();
-    for (unsigned i = 0; i < n_ && !failure_; ++i) {
+    for (unsigned k = 0; k < n_ && !failure_; ++k) {
+      const unsigned i = order_[k];
       if (lanes_[i].state == LaneState::ready) resume(i);
     }
   }
@@ -214,7 +241,7 @@ void BlockRunner::start_carriers() {
 // (then this carrier stays with it) or none is left.
 void BlockRunner::carrier_loop() {
   while (next_lane_ < n_ && !failure_) {
-    Lane& lane = lanes_[next_lane_++];
+    Lane& lane = lanes_[order_[next_lane_++]];
     lane.state = LaneState::running;
     t_lane = &lane;
     threadIdx = lane.index;
@@ -276,6 +303,13 @@ std::uint64_t BlockRunner::warp_exchange(WarpOp op, unsigned mask, std::uint64_t
     LATENT_FAIL(op_name(op), " at ", where_text(where), ": its mask 0x", std::hex, mask,
                 std::dec, " does not name the calling lane ", lane,
                 " (every caller must be in the mask)");
+  const unsigned base = me.id / 32 * 32;
+  const unsigned lanes_in_warp = std::min(32u, n_ - base);
+  if (lanes_in_warp < 32 && (mask >> lanes_in_warp) != 0)
+    LATENT_FAIL(op_name(op), " at ", where_text(where), ": its mask 0x", std::hex, mask,
+                std::dec, " names lane ", std::countr_zero(mask >> lanes_in_warp) + lanes_in_warp,
+                ", which does not exist: this warp of a block of ", n_, " threads has lanes 0-",
+                lanes_in_warp - 1, " (undefined on a GPU: a mask names only lanes that exist and make the call)");
   if (is_shuffle(op) && (width < 1 || width > 32 || (width & (width - 1)) != 0))
     LATENT_FAIL(op_name(op), " at ", where_text(where), ": width ", width,
                 " is not a power of two from 1 to 32");
@@ -305,6 +339,16 @@ bool BlockRunner::complete_warp_ops() {
     }
     while (waiting != 0) {
       const Lane& a = lanes_[base + std::countr_zero(waiting)];
+      const unsigned present = end - base == 32 ? ~0u : (1u << (end - base)) - 1;
+      const unsigned exited = a.mask & present & ~live;
+      if (exited != 0) {
+        const Lane& gone = lanes_[base + std::countr_zero(exited)];
+        fail(concat("thread ", triple(a.index), " calls ", op_name(a.op), " at ",
+                    where_text(a.where), " with mask 0x", std::hex, a.mask, std::dec,
+                    ", which names lane ", gone.id % 32, " (thread ", triple(gone.index),
+                    "), but that thread has exited (undefined on a GPU: the mask must name ",
+                    "only threads that make the call)"));
+      }
       const unsigned group = a.mask & live;
       bool arrived = true;
       for (unsigned g = group; g != 0; g &= g - 1) {

@@ -27,6 +27,7 @@
 
 #include "simt/fiber_stack.h"
 #include "simt/launch.h"
+#include "simt/static_shared.h"
 #include "simt/worker_pool.h"
 
 namespace latent::simt::detail {
@@ -83,6 +84,7 @@ class BlockRunner {
   void release_barrier();
   void release_fibers();
   void check_guard() const;
+  void lay_out_order(const KernelLaunch& launch);
 
   std::string describe(const Lane& lane) const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -92,7 +94,12 @@ class BlockRunner {
   unsigned n_ = 0;
   dim3 lane_shape_{0, 0, 0};  // the block shape `lanes_` was laid out for
   std::vector<Lane> lanes_;
-  unsigned next_lane_ = 0;       // the next thread a carrier will start
+  // The order threads start and resume in (a permutation of 0..n-1, ThreadOrder) and what
+  // it was laid out for.
+  std::vector<unsigned> order_;
+  unsigned order_kind_ = ~0u;
+  std::uint64_t order_seed_ = 0;
+  unsigned next_lane_ = 0;       // the next position in order_ a carrier will start
   unsigned suspended_lane_ = 0;  // the thread that last suspended its carrier
   boost::context::fiber scheduler_;  // inside a carrier: the way back to the runner
   FiberStackPool stacks_;
@@ -108,6 +115,9 @@ class BlockRunner {
   std::size_t dynamic_capacity_ = 0;
   std::byte* dynamic_ = nullptr;
   std::size_t dynamic_bytes_ = 0;
+
+  // Static __shared__ variables of this OS thread, poisoned before every block.
+  std::vector<StaticSharedRange> static_shared_;
 };
 
 }  // namespace latent::simt::detail
