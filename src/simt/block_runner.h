@@ -27,6 +27,7 @@
 
 #include "simt/fiber_stack.h"
 #include "simt/launch.h"
+#include "simt/sanitizer.h"
 #include "simt/static_shared.h"
 #include "simt/worker_pool.h"
 
@@ -49,8 +50,10 @@ struct Lane {
   int width = 32;
   std::uint64_t value = 0;
   std::source_location where;
-  // The suspended carrier this thread waits on (empty unless the thread waits).
+  // The suspended carrier this thread waits on (empty unless the thread waits), and its
+  // stack (for AddressSanitizer's fiber annotations).
   boost::context::fiber fiber;
+  boost::context::stack_context stack{};
 };
 
 class BlockRunner {
@@ -72,6 +75,10 @@ class BlockRunner {
   DynamicSharedBuffer dynamic_shared() const { return {dynamic_, dynamic_bytes_}; }
   const char* kernel_name() const { return launch_->name; }
 
+  // ThreadSanitizer reported a race while a CUDA thread of this block ran: remember it
+  // (the block fails at the next switch). Returns whether the report is taken.
+  bool take_race_report(void* report);
+
  private:
   void prepare(const KernelLaunch& launch, uint3 block_index);
   void execute();
@@ -85,6 +92,12 @@ class BlockRunner {
   void release_fibers();
   void check_guard() const;
   void lay_out_order(const KernelLaunch& launch);
+  // Sanitizer annotations around every switch (no-ops in an ordinary build).
+  void enter_lane(Lane& lane);     // on the lane's fiber, when it starts or resumes
+  void leave_lane(Lane& lane);     // on the lane's fiber, before it switches back
+  void before_switch_to(const boost::context::stack_context& stack);  // on the runner
+  void after_switch_back();                                            // on the runner
+  void check_race() const;
 
   std::string describe(const Lane& lane) const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -118,6 +131,35 @@ class BlockRunner {
 
   // Static __shared__ variables of this OS thread, poisoned before every block.
   std::vector<StaticSharedRange> static_shared_;
+
+  // AddressSanitizer: the runner's own stack, learnt at the first switch into a fiber.
+  boost::context::stack_context next_stack_{};  // the stack the runner switches to
+  const void* os_stack_bottom_ = nullptr;
+  std::size_t os_stack_size_ = 0;
+  void* runner_fake_stack_ = nullptr;
+
+#if LATENT_SIMT_TSAN
+ public:
+  ~BlockRunner();
+
+ private:
+  std::vector<void*> tsan_fibers_;  // one per linear thread index, reused block after block
+  void* tsan_os_ = nullptr;         // the OS thread's own TSan context
+  bool in_lane_ = false;
+  // Addresses TSan synchronizes on: the block's start and end, its barrier, each warp.
+  char block_start_sync_ = 0, block_end_sync_ = 0, barrier_sync_ = 0;
+  char warp_sync_[32] = {};
+  struct RaceAccess {
+    int tid = -1;
+    void* addr = nullptr;
+    int size = 0;
+    bool write = false, atomic = false;
+    void* pcs[8] = {};
+    char thread_name[96] = {};
+  };
+  bool race_ = false;
+  RaceAccess race_access_[2];
+#endif
 };
 
 }  // namespace latent::simt::detail

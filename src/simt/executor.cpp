@@ -114,9 +114,8 @@ void run_kernel(const KernelLaunch& launch_in) {
   validate(launch);
   static const std::uint64_t seed = seed_from_env();
   const std::uint64_t k = g_launches.fetch_add(1, std::memory_order_relaxed);
-  ThreadOrder order = thread_order();
-  if (order == ThreadOrder::rotate) order = static_cast<ThreadOrder>(k % 3);
-  launch.order = static_cast<unsigned>(order);
+  launch.order = static_cast<unsigned>(thread_order());
+  launch.launch_index = k;
   launch.order_seed = seed + k;
   detail::GridJob job;
   job.count = static_cast<std::uint64_t>(launch.grid.x) * launch.grid.y * launch.grid.z;

@@ -35,9 +35,11 @@ struct KernelLaunch {
   cudaStream_t stream;
   void (*invoke)(const void* closure);
   const void* closure;
-  // Set by run_kernel: the order the threads of every block of this launch run in between
-  // barriers (ThreadOrder below) and, for a shuffle, its seed.
+  // Set by run_kernel: the order the threads of each block of this launch run in between
+  // barriers (ThreadOrder below), the launch's number in this process and, for a shuffle,
+  // its seed.
   unsigned order = 0;
+  std::uint64_t launch_index = 0;
   std::uint64_t order_seed = 0;
 };
 
@@ -48,7 +50,9 @@ struct KernelLaunch {
 //   descending  thread n-1, ..., 0
 //   shuffle     a seeded random permutation, new for every launch (seed: LATENT_SIMT_SEED,
 //               plus the launch count)
-//   rotate      the default: launch k runs ascending, descending, shuffle for k % 3 = 0, 1, 2
+//   rotate      the default: block b of launch k (b: the linear block index) runs ascending,
+//               descending, shuffle for (k + b) % 3 = 0, 1, 2; so a launch of two blocks or
+//               more, and every test that launches twice or more, sees at least two orders
 // LATENT_SIMT_ORDER=ascending|descending|shuffle|rotate sets it at the first launch;
 // set_thread_order changes it for later launches (from any OS thread).
 enum class ThreadOrder : unsigned { ascending, descending, shuffle, rotate };
