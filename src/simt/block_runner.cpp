@@ -374,13 +374,7 @@ int BlockRunner::barrier(BarrierKind kind, int predicate, std::source_location w
   me.barrier = kind;
   me.param = predicate != 0;
   me.where = where;
-#if LATENT_SIMT_TSAN
-  __tsan_release(&barrier_sync_);
-#endif
   suspend(me);
-#if LATENT_SIMT_TSAN
-  __tsan_acquire(&barrier_sync_);
-#endif
   switch (kind) {
     case BarrierKind::count: return barrier_count_;
     case BarrierKind::all: return barrier_count_ == static_cast<int>(n_);
@@ -415,13 +409,7 @@ std::uint64_t BlockRunner::warp_exchange(WarpOp op, unsigned mask, std::uint64_t
   me.param = param;
   me.width = width;
   me.where = where;
-#if LATENT_SIMT_TSAN
-  __tsan_release(&warp_sync_[me.id / 32]);
-#endif
   suspend(me);
-#if LATENT_SIMT_TSAN
-  __tsan_acquire(&warp_sync_[me.id / 32]);
-#endif
   return me.value;
 }
 
@@ -521,6 +509,7 @@ void BlockRunner::complete_warp_group(unsigned base, unsigned group, WarpOp op) 
     lanes_[base + l].value = result[l];
     lanes_[base + l].state = LaneState::ready;
   }
+  synchronize(base, group);
 }
 
 // Nothing else can move: every thread that has not finished waits at the block barrier,
@@ -568,6 +557,30 @@ void BlockRunner::release_barrier() {
     barrier_count_ += lane.param;
   }
   for (unsigned i = 0; i < n_; ++i) lanes_[i].state = LaneState::ready;
+  synchronize(0, 0);  // the whole block
+}
+
+// Under TSan: the happens-before edges of a completed barrier or warp operation, among its
+// participants only (group 0: the whole block), made before any of them resumes: each
+// releases on a sync address fresh for this completion, then each acquires it.
+void BlockRunner::synchronize([[maybe_unused]] unsigned base, [[maybe_unused]] unsigned group) {
+#if LATENT_SIMT_TSAN
+  if (sync_pool_.empty()) sync_pool_.resize(1 << 16);
+  char* at = &sync_pool_[sync_next_++ % sync_pool_.size()];
+  for (int pass = 0; pass < 2; ++pass) {
+    auto one = [&](unsigned id) {
+      __tsan_switch_to_fiber(tsan_fibers_[id], 1);
+      if (pass == 0) __tsan_release(at);
+      else __tsan_acquire(at);
+    };
+    if (group == 0) {  // a block barrier: every thread
+      for (unsigned i = 0; i < n_; ++i) one(i);
+    } else {
+      for (unsigned g = group; g != 0; g &= g - 1) one(base + std::countr_zero(g));
+    }
+  }
+  __tsan_switch_to_fiber(tsan_os_, 1);
+#endif
 }
 
 void BlockRunner::release_fibers() {
@@ -576,7 +589,13 @@ void BlockRunner::release_fibers() {
     if (lane.fiber) {
       t_lane = &lane;
       threadIdx = lane.index;
+      // The unwinding runs the thread's own frames: under TSan, on its own fiber.
+      enter_lane(lane);
       lane.fiber = boost::context::fiber{};  // unwinds the carrier's stack
+#if LATENT_SIMT_TSAN
+      __tsan_release(&block_end_sync_);
+#endif
+      leave_lane(lane);
     }
   }
 }

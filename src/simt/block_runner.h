@@ -98,6 +98,7 @@ class BlockRunner {
   void before_switch_to(const boost::context::stack_context& stack);  // on the runner
   void after_switch_back();                                            // on the runner
   void check_race() const;
+  void synchronize(unsigned base, unsigned group);
 
   std::string describe(const Lane& lane) const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -146,9 +147,10 @@ class BlockRunner {
   std::vector<void*> tsan_fibers_;  // one per linear thread index, reused block after block
   void* tsan_os_ = nullptr;         // the OS thread's own TSan context
   bool in_lane_ = false;
-  // Addresses TSan synchronizes on: the block's start and end, its barrier, each warp.
-  char block_start_sync_ = 0, block_end_sync_ = 0, barrier_sync_ = 0;
-  char warp_sync_[32] = {};
+  // Addresses TSan synchronizes on: the block's start and end, each completed barrier.
+  char block_start_sync_ = 0, block_end_sync_ = 0;
+  std::vector<char> sync_pool_;  // one address per completed barrier or warp operation
+  std::size_t sync_next_ = 0;
   struct RaceAccess {
     int tid = -1;
     void* addr = nullptr;

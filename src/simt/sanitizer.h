@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(LATENT_SANITIZE_THREAD)
 #define LATENT_SIMT_TSAN 1
 extern "C" {
 void* __tsan_get_current_fiber(void);
