@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -115,7 +116,8 @@ void BlockRunner::AlignedDelete::operator()(std::byte* p) const {
   ::operator delete[](p, std::align_val_t{128});
 }
 
-BlockRunner::BlockRunner() : stacks_(fiber_stack_bytes()) {}
+BlockRunner::BlockRunner()
+    : stacks_(fiber_stack_bytes()), static_shared_(static_shared_ranges_for_this_thread()) {}
 
 BlockRunner& BlockRunner::for_this_thread() {
   thread_local BlockRunner runner;
@@ -127,6 +129,12 @@ BlockRunner* BlockRunner::active() { return t_active; }
 BlockCounts BlockRunner::run(const KernelLaunch& launch, uint3 block_index) {
   prepare(launch, block_index);
   t_active = this;
+#if LATENT_SIMT_TSAN
+  tsan_os_ = __tsan_get_current_fiber();
+  race_ = false;
+  stacks_.hold(true);
+  __tsan_release(&block_start_sync_);
+#endif
   std::exception_ptr error;
   try {
     execute();
@@ -135,6 +143,11 @@ BlockCounts BlockRunner::run(const KernelLaunch& launch, uint3 block_index) {
   }
   // Outside the handler: unwinding a suspended carrier throws on its own stack.
   release_fibers();
+#if LATENT_SIMT_TSAN
+  __tsan_acquire(&block_end_sync_);
+  stacks_.hold(false);
+  stacks_.release_held();
+#endif
   t_active = nullptr;
   t_lane = nullptr;
   if (error) std::rethrow_exception(error);
@@ -158,6 +171,10 @@ void BlockRunner::prepare(const KernelLaunch& launch, uint3 block_index) {
     lane_shape_ = shape;
   }
   for (Lane& lane : lanes_) lane.state = LaneState::not_started;
+  lay_out_order(launch);
+#if LATENT_SIMT_TSAN
+  while (tsan_fibers_.size() < n_) tsan_fibers_.push_back(__tsan_create_fiber(0));
+#endif
   next_lane_ = 0;
   failure_ = nullptr;
   counts_ = BlockCounts{1, 0, 0};
@@ -178,6 +195,35 @@ void BlockRunner::prepare(const KernelLaunch& launch, uint3 block_index) {
     std::memset(dynamic_, kPoisonByte, dynamic_bytes_);
     std::memset(dynamic_ + dynamic_bytes_, kGuardByte, kGuardBytes);
   }
+  // Static shared memory starts out poisoned too (undefined on a GPU).
+  for (const StaticSharedRange& r : static_shared_) std::memset(r.begin, kPoisonByte, r.bytes);
+}
+
+void BlockRunner::lay_out_order(const KernelLaunch& launch) {
+  auto kind = static_cast<ThreadOrder>(launch.order);
+  if (kind == ThreadOrder::rotate) {
+    const std::uint64_t b = block_index_.x + static_cast<std::uint64_t>(launch.grid.x) *
+                                                 (block_index_.y + static_cast<std::uint64_t>(launch.grid.y) * block_index_.z);
+    kind = static_cast<ThreadOrder>((launch.launch_index + b) % 3);
+  }
+  if (order_.size() == n_ && order_kind_ == static_cast<unsigned>(kind) &&
+      (kind != ThreadOrder::shuffle || order_seed_ == launch.order_seed))
+    return;
+  order_.resize(n_);
+  for (unsigned i = 0; i < n_; ++i) order_[i] = kind == ThreadOrder::descending ? n_ - 1 - i : i;
+  if (kind == ThreadOrder::shuffle) {
+    // Fisher-Yates with splitmix64: the same seed gives the same order on every machine.
+    std::uint64_t x = launch.order_seed;
+    auto next = [&x] {
+      std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      return z ^ (z >> 31);
+    };
+    for (unsigned i = n_; i > 1; --i) std::swap(order_[i - 1], order_[next() % i]);
+  }
+  order_kind_ = static_cast<unsigned>(kind);
+  order_seed_ = launch.order_seed;
 }
 
 // Runs every thread until it finishes or waits, then completes warp operations and
@@ -185,12 +231,14 @@ void BlockRunner::prepare(const KernelLaunch& launch, uint3 block_index) {
 void BlockRunner::execute() {
   start_carriers();
   for (;;) {
+    check_race();
     if (failure_) return;
     const bool waiting = std::any_of(lanes_.begin(), lanes_.begin() + n_,
                                      [](const Lane& l) { return l.state != LaneState::done; });
     if (!waiting) return;
     if (!complete_warp_ops()) release_barrier();
-    for (unsigned i = 0; i < n_ && !failure_; ++i) {
+    for (unsigned k = 0; k < n_ && !failure_; ++k) {
+      const unsigned i = order_[k];
       if (lanes_[i].state == LaneState::ready) resume(i);
     }
   }
@@ -201,11 +249,22 @@ void BlockRunner::start_carriers() {
     ++counts_.fibers;
     boost::context::fiber carrier(std::allocator_arg, PooledStackAllocator{&stacks_},
                                   [this](boost::context::fiber&& scheduler) {
+#if LATENT_SIMT_ASAN
+                                    __sanitizer_finish_switch_fiber(nullptr, &os_stack_bottom_,
+                                                                    &os_stack_size_);
+#endif
                                     scheduler_ = std::move(scheduler);
                                     carrier_loop();
+#if LATENT_SIMT_ASAN
+                                    __sanitizer_start_switch_fiber(nullptr, os_stack_bottom_,
+                                                                   os_stack_size_);
+#endif
                                     return std::move(scheduler_);
                                   });
+    next_stack_ = stacks_.last_allocated();
+    before_switch_to(next_stack_);
     carrier = std::move(carrier).resume();
+    after_switch_back();
     if (carrier) lanes_[suspended_lane_].fiber = std::move(carrier);
   }
 }
@@ -213,12 +272,25 @@ void BlockRunner::start_carriers() {
 // The body of a carrier fiber: start threads one after another until one of them waits
 // (then this carrier stays with it) or none is left.
 void BlockRunner::carrier_loop() {
+  const boost::context::stack_context my_stack = next_stack_;
   while (next_lane_ < n_ && !failure_) {
-    Lane& lane = lanes_[next_lane_++];
+    Lane& lane = lanes_[order_[next_lane_++]];
     lane.state = LaneState::running;
+    lane.stack = my_stack;
     t_lane = &lane;
     threadIdx = lane.index;
     ++counts_.threads;
+#if LATENT_SIMT_TSAN
+    {
+      char name[96];
+      std::snprintf(name, sizeof name, "thread (%u,%u,%u) of block (%u,%u,%u)", lane.index.x,
+                    lane.index.y, lane.index.z, block_index_.x, block_index_.y,
+                    block_index_.z);
+      __tsan_set_fiber_name(tsan_fibers_[lane.id], name);
+    }
+    enter_lane(lane);
+    __tsan_acquire(&block_start_sync_);
+#endif
     try {
       launch_->invoke(launch_->closure);
     } catch (const boost::context::detail::forced_unwind&) {
@@ -233,7 +305,13 @@ void BlockRunner::carrier_loop() {
                        triple(block_index_), ", thread ", triple(lane.index),
                        ": it threw an exception that is not a std::exception")));
     }
+#if LATENT_SIMT_TSAN
+    __tsan_release(&block_end_sync_);
+    leave_lane(lane);
+#endif
     lane.state = LaneState::done;
+    // Under ThreadSanitizer every thread runs on a fiber (and a stack) of its own.
+    if (LATENT_SIMT_TSAN) break;
   }
 }
 
@@ -242,14 +320,52 @@ void BlockRunner::resume(unsigned i) {
   lane.state = LaneState::running;
   t_lane = &lane;
   threadIdx = lane.index;
+  before_switch_to(lane.stack);
   boost::context::fiber carrier = std::move(lane.fiber).resume();
+  after_switch_back();
   if (carrier) lanes_[suspended_lane_].fiber = std::move(carrier);
 }
 
 void BlockRunner::suspend(Lane& me) {
   suspended_lane_ = me.id;
+  leave_lane(me);
+#if LATENT_SIMT_ASAN
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, os_stack_bottom_, os_stack_size_);
+#endif
   scheduler_ = std::move(scheduler_).resume();
+#if LATENT_SIMT_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, &os_stack_bottom_, &os_stack_size_);
+#endif
+  enter_lane(me);
   // Back: the runner has set threadIdx and t_lane for this thread again.
+}
+
+void BlockRunner::enter_lane([[maybe_unused]] Lane& lane) {
+#if LATENT_SIMT_TSAN
+  __tsan_switch_to_fiber(tsan_fibers_[lane.id], 1);  // 1: no synchronization
+  in_lane_ = true;
+#endif
+}
+
+void BlockRunner::leave_lane([[maybe_unused]] Lane& lane) {
+#if LATENT_SIMT_TSAN
+  in_lane_ = false;
+  __tsan_switch_to_fiber(tsan_os_, 1);
+#endif
+}
+
+void BlockRunner::before_switch_to([[maybe_unused]] const boost::context::stack_context& stack) {
+#if LATENT_SIMT_ASAN
+  __sanitizer_start_switch_fiber(&runner_fake_stack_, static_cast<char*>(stack.sp) - stack.size,
+                                 stack.size);
+#endif
+}
+
+void BlockRunner::after_switch_back() {
+#if LATENT_SIMT_ASAN
+  __sanitizer_finish_switch_fiber(runner_fake_stack_, nullptr, nullptr);
+#endif
 }
 
 int BlockRunner::barrier(BarrierKind kind, int predicate, std::source_location where) {
@@ -276,6 +392,13 @@ std::uint64_t BlockRunner::warp_exchange(WarpOp op, unsigned mask, std::uint64_t
     LATENT_FAIL(op_name(op), " at ", where_text(where), ": its mask 0x", std::hex, mask,
                 std::dec, " does not name the calling lane ", lane,
                 " (every caller must be in the mask)");
+  const unsigned base = me.id / 32 * 32;
+  const unsigned lanes_in_warp = std::min(32u, n_ - base);
+  if (lanes_in_warp < 32 && (mask >> lanes_in_warp) != 0)
+    LATENT_FAIL(op_name(op), " at ", where_text(where), ": its mask 0x", std::hex, mask,
+                std::dec, " names lane ", std::countr_zero(mask >> lanes_in_warp) + lanes_in_warp,
+                ", which does not exist: this warp of a block of ", n_, " threads has lanes 0-",
+                lanes_in_warp - 1, " (undefined on a GPU: a mask names only lanes that exist and make the call)");
   if (is_shuffle(op) && (width < 1 || width > 32 || (width & (width - 1)) != 0))
     LATENT_FAIL(op_name(op), " at ", where_text(where), ": width ", width,
                 " is not a power of two from 1 to 32");
@@ -305,6 +428,16 @@ bool BlockRunner::complete_warp_ops() {
     }
     while (waiting != 0) {
       const Lane& a = lanes_[base + std::countr_zero(waiting)];
+      const unsigned present = end - base == 32 ? ~0u : (1u << (end - base)) - 1;
+      const unsigned exited = a.mask & present & ~live;
+      if (exited != 0) {
+        const Lane& gone = lanes_[base + std::countr_zero(exited)];
+        fail(concat("thread ", triple(a.index), " calls ", op_name(a.op), " at ",
+                    where_text(a.where), " with mask 0x", std::hex, a.mask, std::dec,
+                    ", which names lane ", gone.id % 32, " (thread ", triple(gone.index),
+                    "), but that thread has exited (undefined on a GPU: the mask must name ",
+                    "only threads that make the call)"));
+      }
       const unsigned group = a.mask & live;
       bool arrived = true;
       for (unsigned g = group; g != 0; g &= g - 1) {
@@ -376,6 +509,7 @@ void BlockRunner::complete_warp_group(unsigned base, unsigned group, WarpOp op) 
     lanes_[base + l].value = result[l];
     lanes_[base + l].state = LaneState::ready;
   }
+  synchronize(base, group);
 }
 
 // Nothing else can move: every thread that has not finished waits at the block barrier,
@@ -423,6 +557,30 @@ void BlockRunner::release_barrier() {
     barrier_count_ += lane.param;
   }
   for (unsigned i = 0; i < n_; ++i) lanes_[i].state = LaneState::ready;
+  synchronize(0, 0);  // the whole block
+}
+
+// Under TSan: the happens-before edges of a completed barrier or warp operation, among its
+// participants only (group 0: the whole block), made before any of them resumes: each
+// releases on a sync address fresh for this completion, then each acquires it.
+void BlockRunner::synchronize([[maybe_unused]] unsigned base, [[maybe_unused]] unsigned group) {
+#if LATENT_SIMT_TSAN
+  if (sync_pool_.empty()) sync_pool_.resize(1 << 16);
+  char* at = &sync_pool_[sync_next_++ % sync_pool_.size()];
+  for (int pass = 0; pass < 2; ++pass) {
+    auto one = [&](unsigned id) {
+      __tsan_switch_to_fiber(tsan_fibers_[id], 1);
+      if (pass == 0) __tsan_release(at);
+      else __tsan_acquire(at);
+    };
+    if (group == 0) {  // a block barrier: every thread
+      for (unsigned i = 0; i < n_; ++i) one(i);
+    } else {
+      for (unsigned g = group; g != 0; g &= g - 1) one(base + std::countr_zero(g));
+    }
+  }
+  __tsan_switch_to_fiber(tsan_os_, 1);
+#endif
 }
 
 void BlockRunner::release_fibers() {
@@ -431,7 +589,13 @@ void BlockRunner::release_fibers() {
     if (lane.fiber) {
       t_lane = &lane;
       threadIdx = lane.index;
+      // The unwinding runs the thread's own frames: under TSan, on its own fiber.
+      enter_lane(lane);
       lane.fiber = boost::context::fiber{};  // unwinds the carrier's stack
+#if LATENT_SIMT_TSAN
+      __tsan_release(&block_end_sync_);
+#endif
+      leave_lane(lane);
     }
   }
 }
@@ -445,9 +609,112 @@ void BlockRunner::check_guard() const {
   }
 }
 
+#if LATENT_SIMT_TSAN
+BlockRunner::~BlockRunner() {
+  for (void* f : tsan_fibers_) __tsan_destroy_fiber(f);
+}
+
+bool BlockRunner::take_race_report(void* report) {
+  if (!in_lane_) return false;
+  const char* description = nullptr;
+  int count = 0, stacks = 0, mops = 0, locs = 0, mutexes = 0, threads = 0, unique_tids = 0;
+  void* sleep = nullptr;
+  if (__tsan_get_report_data(report, &description, &count, &stacks, &mops, &locs, &mutexes,
+                             &threads, &unique_tids, &sleep, 1) == 0 ||
+      description == nullptr || std::strcmp(description, "data-race") != 0 || mops < 2)
+    return false;
+  if (race_) return true;  // the first race of the block is the one reported
+  for (int m = 0; m < 2; ++m) {
+    RaceAccess& a = race_access_[m];
+    a = RaceAccess{};
+    int write = 0, atomic = 0;
+    __tsan_get_report_mop(report, m, &a.tid, &a.addr, &a.size, &write, &atomic, a.pcs, 8);
+    a.write = write != 0;
+    a.atomic = atomic != 0;
+    for (int t = 0; t < threads; ++t) {
+      int tid = -1, running = 0, parent = 0;
+      std::uint64_t os_id = 0;
+      const char* name = nullptr;
+      void* trace[1];
+      if (__tsan_get_report_thread(report, t, &tid, &os_id, &running, &name, &parent, trace, 1) &&
+          tid == a.tid) {
+        if (name != nullptr && *name != 0)
+          std::snprintf(a.thread_name, sizeof a.thread_name, "%s", name);
+        else
+          std::snprintf(a.thread_name, sizeof a.thread_name, "OS thread T%d", tid);
+      }
+    }
+    if (a.thread_name[0] == 0)
+      std::snprintf(a.thread_name, sizeof a.thread_name, "TSan thread T%d", a.tid);
+  }
+  race_ = true;
+  return true;
+}
+
+namespace {
+
+// The first frame of an access's stack that lies outside the executor and the standard
+// library: the kernel's line.
+std::string kernel_line(void* const* pcs) {
+  std::string fallback;
+  for (int i = 0; i < 8 && pcs[i] != nullptr; ++i) {
+    char buf[512];
+    buf[0] = 0;
+    __sanitizer_symbolize_pc(pcs[i], "%s:%l", buf, sizeof buf);
+    std::string text = buf;
+    if (fallback.empty()) fallback = text;
+    if (text.find("/src/simt/") != std::string::npos || text.find("/usr/") == 0) continue;
+    for (const char* root : {"/kernels/", "/tests/", "/src/", "/bench/"}) {
+      const auto at = text.rfind(root);
+      if (at != std::string::npos) return text.substr(at + 1);
+    }
+    return text;
+  }
+  return fallback.empty() ? std::string("an unknown line") : fallback;
+}
+
+}  // namespace
+#endif
+
+void BlockRunner::check_race() const {
+#if LATENT_SIMT_TSAN
+  if (!race_) return;
+  const RaceAccess& now = race_access_[0];
+  const RaceAccess& before = race_access_[1];
+  const auto* at = static_cast<const std::byte*>(now.addr);
+  bool shared = dynamic_ != nullptr && at >= dynamic_ && at < dynamic_ + dynamic_bytes_;
+  for (const StaticSharedRange& r : static_shared_)
+    shared = shared || (at >= r.begin && at < r.begin + r.bytes);
+  auto verb = [](const RaceAccess& a, bool past) {
+    const char* v = a.write ? (past ? "wrote" : "writes") : (past ? "read" : "reads");
+    return concat(a.atomic ? "atomically " : "", v, " ", a.size, " byte(s)");
+  };
+  fail(concat("data race on ", shared ? "shared" : "global", " memory at ", now.addr, ": ",
+              now.thread_name, " ", verb(now, false), " at ", kernel_line(now.pcs), ", and ",
+              before.thread_name, " ", verb(before, true), " there at ", kernel_line(before.pcs),
+              ", with no __syncthreads() or warp primitive between them (ThreadSanitizer)"));
+#endif
+}
+
 void BlockRunner::fail(const std::string& what) const {
   throw Error(concat("SIMT kernel \"", launch_->name, "\", block ", triple(block_index_), ": ",
                      what));
 }
 
 }  // namespace latent::simt::detail
+
+#if LATENT_SIMT_TSAN
+// ThreadSanitizer's hook for every report (a weak function of its runtime): a race found
+// while a CUDA thread of a SIMT block runs becomes that block's latent::Error instead.
+namespace __tsan {
+struct ReportDesc;
+bool OnReport(const ReportDesc* rep, bool suppressed);
+}  // namespace __tsan
+
+bool __tsan::OnReport(const ReportDesc* rep, bool suppressed) {
+  if (suppressed) return true;
+  latent::simt::detail::BlockRunner* runner = latent::simt::detail::BlockRunner::active();
+  return runner != nullptr &&
+         runner->take_race_report(const_cast<void*>(static_cast<const void*>(rep)));
+}
+#endif

@@ -27,6 +27,8 @@
 
 #include "simt/fiber_stack.h"
 #include "simt/launch.h"
+#include "simt/sanitizer.h"
+#include "simt/static_shared.h"
 #include "simt/worker_pool.h"
 
 namespace latent::simt::detail {
@@ -48,8 +50,10 @@ struct Lane {
   int width = 32;
   std::uint64_t value = 0;
   std::source_location where;
-  // The suspended carrier this thread waits on (empty unless the thread waits).
+  // The suspended carrier this thread waits on (empty unless the thread waits), and its
+  // stack (for AddressSanitizer's fiber annotations).
   boost::context::fiber fiber;
+  boost::context::stack_context stack{};
 };
 
 class BlockRunner {
@@ -71,6 +75,10 @@ class BlockRunner {
   DynamicSharedBuffer dynamic_shared() const { return {dynamic_, dynamic_bytes_}; }
   const char* kernel_name() const { return launch_->name; }
 
+  // ThreadSanitizer reported a race while a CUDA thread of this block ran: remember it
+  // (the block fails at the next switch). Returns whether the report is taken.
+  bool take_race_report(void* report);
+
  private:
   void prepare(const KernelLaunch& launch, uint3 block_index);
   void execute();
@@ -83,6 +91,14 @@ class BlockRunner {
   void release_barrier();
   void release_fibers();
   void check_guard() const;
+  void lay_out_order(const KernelLaunch& launch);
+  // Sanitizer annotations around every switch (no-ops in an ordinary build).
+  void enter_lane(Lane& lane);     // on the lane's fiber, when it starts or resumes
+  void leave_lane(Lane& lane);     // on the lane's fiber, before it switches back
+  void before_switch_to(const boost::context::stack_context& stack);  // on the runner
+  void after_switch_back();                                            // on the runner
+  void check_race() const;
+  void synchronize(unsigned base, unsigned group);
 
   std::string describe(const Lane& lane) const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -92,7 +108,12 @@ class BlockRunner {
   unsigned n_ = 0;
   dim3 lane_shape_{0, 0, 0};  // the block shape `lanes_` was laid out for
   std::vector<Lane> lanes_;
-  unsigned next_lane_ = 0;       // the next thread a carrier will start
+  // The order threads start and resume in (a permutation of 0..n-1, ThreadOrder) and what
+  // it was laid out for.
+  std::vector<unsigned> order_;
+  unsigned order_kind_ = ~0u;
+  std::uint64_t order_seed_ = 0;
+  unsigned next_lane_ = 0;       // the next position in order_ a carrier will start
   unsigned suspended_lane_ = 0;  // the thread that last suspended its carrier
   boost::context::fiber scheduler_;  // inside a carrier: the way back to the runner
   FiberStackPool stacks_;
@@ -108,6 +129,39 @@ class BlockRunner {
   std::size_t dynamic_capacity_ = 0;
   std::byte* dynamic_ = nullptr;
   std::size_t dynamic_bytes_ = 0;
+
+  // Static __shared__ variables of this OS thread, poisoned before every block.
+  std::vector<StaticSharedRange> static_shared_;
+
+  // AddressSanitizer: the runner's own stack, learnt at the first switch into a fiber.
+  boost::context::stack_context next_stack_{};  // the stack the runner switches to
+  const void* os_stack_bottom_ = nullptr;
+  std::size_t os_stack_size_ = 0;
+  void* runner_fake_stack_ = nullptr;
+
+#if LATENT_SIMT_TSAN
+ public:
+  ~BlockRunner();
+
+ private:
+  std::vector<void*> tsan_fibers_;  // one per linear thread index, reused block after block
+  void* tsan_os_ = nullptr;         // the OS thread's own TSan context
+  bool in_lane_ = false;
+  // Addresses TSan synchronizes on: the block's start and end, each completed barrier.
+  char block_start_sync_ = 0, block_end_sync_ = 0;
+  std::vector<char> sync_pool_;  // one address per completed barrier or warp operation
+  std::size_t sync_next_ = 0;
+  struct RaceAccess {
+    int tid = -1;
+    void* addr = nullptr;
+    int size = 0;
+    bool write = false, atomic = false;
+    void* pcs[8] = {};
+    char thread_name[96] = {};
+  };
+  bool race_ = false;
+  RaceAccess race_access_[2];
+#endif
 };
 
 }  // namespace latent::simt::detail

@@ -46,8 +46,10 @@
 // Static shared memory: one copy per OS thread. The executor runs every block from start
 // to finish on one OS thread (its CUDA threads are fibers of that OS thread), so the blocks
 // that run at the same time each see their own copy. At block scope `thread_local` implies
-// `static`, so `static __shared__` works too.
-#define __shared__ thread_local
+// `static`, so `static __shared__` works too. The abi_tag changes only the mangled name
+// (it ends in `B13latent_shared`), which is how the executor finds every static shared
+// variable in the symbol table and poisons it at the start of each block (static_shared.h).
+#define __shared__ thread_local __attribute__((abi_tag("latent_shared")))
 
 // The executor's built-in variables live in thread-local storage with the initial-exec
 // model: one %fs-relative load, no call, even in position-independent code.

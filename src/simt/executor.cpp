@@ -1,6 +1,8 @@
 // simt::run_kernel: validates a launch as a GPU would, then runs its blocks on the worker
 // pool, one BlockRunner per OS thread.
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "latent/error.h"
 #include "simt/block_runner.h"
@@ -64,12 +66,57 @@ detail::BlockCounts run_block(const void* context, std::uint64_t b) {
   return detail::BlockRunner::for_this_thread().run(l, block_index);
 }
 
+ThreadOrder order_from_env() {
+  const char* env = std::getenv("LATENT_SIMT_ORDER");
+  if (env == nullptr || *env == 0) return ThreadOrder::rotate;
+  for (ThreadOrder o : {ThreadOrder::ascending, ThreadOrder::descending, ThreadOrder::shuffle,
+                        ThreadOrder::rotate})
+    if (std::strcmp(env, thread_order_name(o)) == 0) return o;
+  LATENT_FAIL("LATENT_SIMT_ORDER=", env,
+              " is not one of ascending, descending, shuffle, rotate");
+}
+
+std::uint64_t seed_from_env() {
+  const char* env = std::getenv("LATENT_SIMT_SEED");
+  return env != nullptr ? std::strtoull(env, nullptr, 10) : 0x5eed;
+}
+
+std::atomic<unsigned>& order_setting() {
+  static std::atomic<unsigned> order{static_cast<unsigned>(order_from_env())};
+  return order;
+}
+
+std::atomic<std::uint64_t> g_launches{0};
+
 }  // namespace
+
+void set_thread_order(ThreadOrder order) {
+  order_setting().store(static_cast<unsigned>(order), std::memory_order_relaxed);
+}
+
+ThreadOrder thread_order() {
+  return static_cast<ThreadOrder>(order_setting().load(std::memory_order_relaxed));
+}
+
+const char* thread_order_name(ThreadOrder order) {
+  switch (order) {
+    case ThreadOrder::ascending: return "ascending";
+    case ThreadOrder::descending: return "descending";
+    case ThreadOrder::shuffle: return "shuffle";
+    case ThreadOrder::rotate: return "rotate";
+  }
+  return "?";
+}
 
 void run_kernel(const KernelLaunch& launch_in) {
   KernelLaunch launch = launch_in;
   if (launch.name == nullptr) launch.name = "(unnamed)";
   validate(launch);
+  static const std::uint64_t seed = seed_from_env();
+  const std::uint64_t k = g_launches.fetch_add(1, std::memory_order_relaxed);
+  launch.order = static_cast<unsigned>(thread_order());
+  launch.launch_index = k;
+  launch.order_seed = seed + k;
   detail::GridJob job;
   job.count = static_cast<std::uint64_t>(launch.grid.x) * launch.grid.y * launch.grid.z;
   job.run_block = &run_block;

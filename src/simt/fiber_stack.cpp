@@ -20,6 +20,7 @@ boost::context::stack_context FiberStackPool::allocate() {
   if (!free_.empty()) {
     const boost::context::stack_context stack = free_.back();
     free_.pop_back();
+    last_ = stack;
     return stack;
   }
   const std::size_t total = usable_bytes_ + page_bytes_;
@@ -31,17 +32,24 @@ boost::context::stack_context FiberStackPool::allocate() {
   ::mprotect(mapping, page_bytes_, PROT_NONE);
   mappings_.push_back(mapping);
   free_.reserve(mappings_.size());  // so that deallocate never allocates
+  held_.reserve(mappings_.size());
   // Stagger the stack tops by a cache line per stack ("colouring"): identical page offsets
   // would put the hot top of every stack in the same L1 sets and thrash them.
   const std::size_t colour = (mappings_.size() - 1) % 64 * 64;
   boost::context::stack_context stack;
   stack.size = usable_bytes_ - colour;
   stack.sp = static_cast<char*>(mapping) + total - colour;
+  last_ = stack;
   return stack;
 }
 
 void FiberStackPool::deallocate(boost::context::stack_context& stack) noexcept {
-  free_.push_back(stack);
+  (hold_ ? held_ : free_).push_back(stack);
+}
+
+void FiberStackPool::release_held() noexcept {
+  for (const boost::context::stack_context& s : held_) free_.push_back(s);
+  held_.clear();
 }
 
 }  // namespace latent::simt::detail

@@ -26,11 +26,21 @@ class FiberStackPool {
   void deallocate(boost::context::stack_context& stack) noexcept;
 
   std::size_t mapped_stacks() const { return mappings_.size(); }
+  // The stack the last allocate() handed out.
+  const boost::context::stack_context& last_allocated() const { return last_; }
+  // While held, freed stacks are kept aside until release_held(): under ThreadSanitizer
+  // every CUDA thread of a block gets a stack of its own, so that two threads' frames never
+  // share addresses (which the race detector would take for a race between them).
+  void hold(bool on) { hold_ = on; }
+  void release_held() noexcept;
 
  private:
   std::size_t usable_bytes_;
   std::size_t page_bytes_;
   std::vector<boost::context::stack_context> free_;
+  std::vector<boost::context::stack_context> held_;
+  boost::context::stack_context last_{};
+  bool hold_ = false;
   std::vector<void*> mappings_;
 };
 

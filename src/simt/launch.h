@@ -35,7 +35,30 @@ struct KernelLaunch {
   cudaStream_t stream;
   void (*invoke)(const void* closure);
   const void* closure;
+  // Set by run_kernel: the order the threads of each block of this launch run in between
+  // barriers (ThreadOrder below), the launch's number in this process and, for a shuffle,
+  // its seed.
+  unsigned order = 0;
+  std::uint64_t launch_index = 0;
+  std::uint64_t order_seed = 0;
 };
+
+// The order in which the CUDA threads of a block run between barriers (and start). A
+// correct kernel gives the same result under every order; one that depends on it (a race,
+// a missing barrier) shows up as a test that passes under one order and fails under another.
+//   ascending   thread 0, 1, ..., n-1
+//   descending  thread n-1, ..., 0
+//   shuffle     a seeded random permutation, new for every launch (seed: LATENT_SIMT_SEED,
+//               plus the launch count)
+//   rotate      the default: block b of launch k (b: the linear block index) runs ascending,
+//               descending, shuffle for (k + b) % 3 = 0, 1, 2; so a launch of two blocks or
+//               more, and every test that launches twice or more, sees at least two orders
+// LATENT_SIMT_ORDER=ascending|descending|shuffle|rotate sets it at the first launch;
+// set_thread_order changes it for later launches (from any OS thread).
+enum class ThreadOrder : unsigned { ascending, descending, shuffle, rotate };
+void set_thread_order(ThreadOrder order);
+ThreadOrder thread_order();
+const char* thread_order_name(ThreadOrder order);
 
 // Runs a launch to completion; throws latent::Error on a bad launch or a failing kernel.
 void run_kernel(const KernelLaunch& launch);
