@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "tools/train/train.h"
 #include "latent/latent.h"
 #include "tests/op_harness.h"
 #include "tests/synthetic_data.h"
@@ -303,4 +304,58 @@ TEST_F(CliTest, CollapsingFsqLevelsAndNaNInputsAreClearErrors) {
   r = run_cli(ops[0]);
   EXPECT_NE(r.output.find("fsq_quantize"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("element 3"), std::string::npos) << r.output;
+}
+
+// Every numeric option is checked on its text: a negative seed does not wrap, a huge batch
+// size does not saturate, a negative β or limit is not a sentinel; each names the option and
+// the value.
+TEST_F(CliTest, OutOfRangeNumbersAreErrorsNamingTheOptionAndValue) {
+  const std::string data = " --data-dir " + (dir_ / "data").string() + " --out " +
+                           (dir_ / "never").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train --seed -1", "--seed: must be a non-negative number, got '-1'"},
+      {"train --model vae --beta -1", "--beta: must be a non-negative number, got '-1'"},
+      {"train --batch-size 99999999999999999999", "--batch-size: Value 99999999999999999999"},
+      {"train --steps 4x", "--steps: Value 4x"},
+      {"train --lr nan", "--lr: must be a positive number, got 'nan'"},
+      {"train --test-limit -1", "--test-limit: Value -1"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CommandResult r = run_cli(args + data);
+    EXPECT_NE(r.status, 0) << args;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+  const CommandResult e = run_cli("eval --test-limit -1 --checkpoint x.safetensors");
+  EXPECT_NE(e.output.find("--test-limit: Value -1"), std::string::npos) << e.output;
+  const CommandResult o = run_cli("op ema a.npy b.npy --dead-code-threshold -1 --count-out c.npy"
+                                  " --sum-out d.npy");
+  EXPECT_NE(o.output.find("--dead-code-threshold: must be a non-negative number"),
+            std::string::npos)
+      << o.output;
+}
+
+// A checkpoint's config reads back exactly or not at all: a missing or unknown key, or a
+// value of another type, is an error naming the key (one flipped bit in "batch_size" must not
+// revert a resumed run to the default).
+TEST(TrainConfig, StrictJsonNamesTheKey) {
+  const std::string good = train::config_to_json(train::Config{});
+  EXPECT_EQ(train::config_to_json(train::config_from_json(good)), good);
+  auto edited = [&](const std::string& from, const std::string& to) {
+    std::string text = good;
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  EXPECT_LATENT_ERROR(train::config_from_json(edited("\"batch_size\"", "\"batch_sizf\"")),
+                      "unknown key 'batch_sizf'");
+  EXPECT_LATENT_ERROR(train::config_from_json(edited("\"batch_size\":128,", "")),
+                      "missing key 'batch_size'");
+  EXPECT_LATENT_ERROR(train::config_from_json(edited("\"batch_size\":128", "\"batch_size\":4.5")),
+                      "'batch_size' must be an integer", "4.5");
+  EXPECT_LATENT_ERROR(train::config_from_json(edited("\"seed\":0", "\"seed\":-1")),
+                      "'seed' must be a non-negative integer");
+  EXPECT_LATENT_ERROR(train::config_from_json(edited("\"ema\":false", "\"ema\":0")),
+                      "'ema' must be true or false");
+  EXPECT_LATENT_ERROR(train::config_from_json("[1, 2]"), "expected a JSON object");
 }

@@ -1,11 +1,67 @@
 // latent: the command-line tool. Subcommands train, eval and op; each has --help with an
 // example. Errors from the library print as "latent: error: …" with exit status 1.
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
+#include <cstdint>
+#include <utility>
+#include <map>
+#include <set>
+#include <string>
 #include <iostream>
 
 #include "latent/latent.h"
 #include "tools/latent/commands.h"
+
+namespace {
+
+// Every numeric option, checked on its text before it is converted (CLI11 would wrap "-1"
+// into an unsigned seed and saturate "99999999999999999999" into an int64): a value out of
+// range is an error naming the option and the value, never a silent default or wrap-around.
+void check_numbers(CLI::App* app) {
+  // Whole numbers that multiply into tensor shapes and step counts: bounded, so that no
+  // product overflows and a huge value is an error rather than a saturated one.
+  static const std::map<std::string, std::pair<std::int64_t, std::int64_t>> integers = {
+      {"--batch-size", {1, 1 << 20}},        {"--epochs", {0, 1'000'000'000}},
+      {"--steps", {0, 1'000'000'000'000}},   {"--train-limit", {0, 1'000'000'000'000}},
+      {"--test-limit", {0, 1'000'000'000'000}}, {"--checkpoint-every", {0, 1'000'000'000'000}},
+      {"--log-every", {0, 1'000'000'000'000}}, {"--kl-warmup", {0, 1'000'000'000'000}},
+      {"--kl-cycle", {0, 1'000'000'000'000}}, {"--hidden-channels", {1, 1 << 16}},
+      {"--latent-channels", {1, 1 << 16}},   {"--latent-dim", {1, 1 << 20}},
+      {"--codebook-size", {1, 1 << 30}},     {"--code-dim", {1, 1 << 20}},
+      {"--stride", {1, 1 << 20}},            {"--padding", {0, 1 << 20}},
+      {"--output-padding", {0, 1 << 20}},    {"-n", {1, 1 << 24}}};
+  // Seeds and offsets are unsigned 64-bit: "-1" must not wrap around to 2^64 − 1.
+  static const std::set<std::string> non_negative = {
+      "--seed", "--offset", "--beta", "--free-bits", "--dead-code-threshold", "--reset-count",
+      "--weight-decay", "--grad-clip", "--decay", "--temperature"};
+  static const std::set<std::string> positive = {"--lr", "--epsilon"};
+  auto number_at_least = [](bool strictly_positive) {
+    return CLI::Validator(
+        [strictly_positive](std::string& text) -> std::string {
+          double v = 0.0;
+          const bool parsed = CLI::detail::lexical_cast(text, v) && std::isfinite(v);
+          if (parsed && (strictly_positive ? v > 0 : v >= 0)) return "";
+          return std::string(strictly_positive ? "must be a positive number"
+                                               : "must be a non-negative number") +
+                 ", got '" + text + "'";
+        },
+        strictly_positive ? "POSITIVE" : "NONNEGATIVE");
+  };
+  auto check = [&](CLI::Option* option, const std::string& flag) {
+    if (auto it = integers.find(flag); it != integers.end())
+      option->check(CLI::Range(it->second.first, it->second.second));
+    if (non_negative.count(flag)) option->check(number_at_least(false));
+    if (positive.count(flag)) option->check(number_at_least(true));
+  };
+  for (CLI::Option* option : app->get_options()) {
+    for (const std::string& name : option->get_lnames()) check(option, "--" + name);
+    for (const std::string& name : option->get_snames()) check(option, "-" + name);
+  }
+  for (CLI::App* sub : app->get_subcommands({})) check_numbers(sub);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -21,6 +77,7 @@ int main(int argc, char** argv) {
   latent::cli::add_sample(app);
   latent::cli::add_encode(app);
   latent::cli::add_decode(app);
+  check_numbers(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
