@@ -359,3 +359,50 @@ TEST(TrainConfig, StrictJsonNamesTheKey) {
                       "'ema' must be true or false");
   EXPECT_LATENT_ERROR(train::config_from_json("[1, 2]"), "expected a JSON object");
 }
+
+// A resumed run continues the run that was saved: its step target and intervals come from the
+// checkpoint unless named; the lines the interrupted run logged after the checkpoint's step
+// are dropped; stale temporary files of latent's own atomic writes are cleaned.
+TEST_F(CliTest, ResumeContinuesTheSavedRunAndLogsEachStepOnce) {
+  std::string args = train_args("whole") + " --checkpoint-every 3";
+  args.replace(args.find("--log-every 2"), 13, "--log-every 1");
+  ASSERT_EQ(run_cli(args).status, 0);
+  // An interruption after step 5: a copy of the folder with the lines of steps 1–5 and a stale
+  // temporary file from a writer that no longer exists.
+  fs::create_directories(dir_ / "cut");
+  fs::copy_file(dir_ / "whole" / "checkpoint-3.safetensors", dir_ / "cut" / "checkpoint-3.safetensors");
+  {
+    std::ifstream in(dir_ / "whole" / "metrics.jsonl");
+    std::ofstream out(dir_ / "cut" / "metrics.jsonl");
+    std::string line;
+    for (int i = 0; i < 5 && std::getline(in, line); ++i) out << line << "\n";
+    out << "{\"step\": 6, \"lo";  // cut mid-line
+  }
+  std::ofstream(dir_ / "cut" / ".checkpoint.safetensors.tmp.2147483646.0") << "partial";
+  const CommandResult r = run_cli("train --quiet --resume " +
+                                  (dir_ / "cut" / "checkpoint-3.safetensors").string() +
+                                  " --data-dir " + (dir_ / "data").string() + " --out " +
+                                  (dir_ / "cut").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "cut" / ".checkpoint.safetensors.tmp.2147483646.0"));
+  const SafetensorsFile a = load_safetensors((dir_ / "whole" / "checkpoint.safetensors").string());
+  const SafetensorsFile b = load_safetensors((dir_ / "cut" / "checkpoint.safetensors").string());
+  EXPECT_EQ(b.metadata.at("step"), "6");  // the saved target, not the command-line default
+  for (const auto& [name, tensor] : a.tensors) EXPECT_EQ(max_abs_diff(tensor, b.at(name)), 0.0) << name;
+  std::ifstream metrics(dir_ / "cut" / "metrics.jsonl");
+  std::map<std::int64_t, int> logged;
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);  // every line whole
+    if (!j.contains("event")) ++logged[j.at("step").get<std::int64_t>()];
+  }
+  for (std::int64_t step = 1; step <= 6; ++step) EXPECT_EQ(logged[step], 1) << "step " << step;
+}
+
+TEST_F(CliTest, AnUnwritableOutputFolderFailsFirst) {
+  const CommandResult r = run_cli("train --steps 1 --data-dir " + (dir_ / "missing").string() +
+                                  " --out /proc/latent-cannot-write-here");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("cannot create the output folder /proc/latent-cannot-write-here"),
+            std::string::npos)
+      << r.output;  // reported before the (missing) dataset is even looked for
+}

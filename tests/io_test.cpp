@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -582,6 +583,31 @@ TEST(IoImageGrid, VectorOverloadColumnsAndErrors) {
   EXPECT_LATENT_ERROR(image_grid(zeros({2, 4, 4})), "[N, C, H, W]");
   EXPECT_LATENT_ERROR(image_grid(zeros({2, 1, 4, 4}), 0), "columns");
   EXPECT_LATENT_ERROR(image_grid(zeros({2, 1, 4, 4}), 2, -1), "padding");
+}
+
+}  // namespace
+}  // namespace latent
+
+namespace latent {
+namespace {
+
+// A PNG header claiming 65535 × 65535 pixels is refused before anything is allocated.
+TEST(PngLimits, HugeHeaderIsRefusedBeforeAllocating) {
+  const fs::path dir = fs::temp_directory_path() / ("latent-png-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string small = (dir / "small.png").string();
+  save_png(small, zeros({1, 2, 3}));
+  std::string bytes = read_file(small);
+  // IHDR's width and height are bytes 16..23; patch them and the chunk's CRC (bytes 29..32).
+  for (int i = 16; i < 24; ++i) bytes[i] = static_cast<char>(i % 4 < 2 ? 0x00 : 0xFF);
+  const std::uint32_t crc = static_cast<std::uint32_t>(
+      crc32(0, reinterpret_cast<const unsigned char*>(bytes.data() + 12), 17));
+  for (int i = 0; i < 4; ++i) bytes[29 + i] = static_cast<char>(crc >> (24 - 8 * i));
+  const std::string huge = (dir / "huge.png").string();
+  write_file_atomic(huge, bytes);
+  EXPECT_LATENT_ERROR(load_png(huge), huge, "65535x65535", "nothing was allocated");
+  EXPECT_EQ(load_png(small).shape(), (Shape{1, 2, 3}));
+  fs::remove_all(dir);
 }
 
 }  // namespace

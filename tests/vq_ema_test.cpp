@@ -767,3 +767,28 @@ TEST_F(VqCli, OpVqAndOpEmaOnNpyFiles) {
 
 }  // namespace
 }  // namespace latent
+
+namespace latent {
+namespace {
+
+// NaN or Inf in the EMA statistics would spread into the codebook: an error naming which.
+TEST(VqEmaUpdate, NonFiniteStatisticsAreErrorsNamingThem) {
+  for (const Device device : test::devices()) {
+    SCOPED_TRACE(device.str());
+    const Tensor codebook = zeros({4, 2}, DType::f32, device);
+    Tensor ema_count = ones({4}, DType::f32, device), ema_sum = zeros({4, 2}, DType::f32, device);
+    VqCodeStats batch;
+    batch.counts = zeros({4}, DType::i32, device);
+    batch.sums = zeros({4, 2}, DType::f32, device);
+    Tensor bad_count = from_vector<float>({1, NAN, 1, 1}, {4}).to(device);
+    EXPECT_LATENT_ERROR(vq_ema_update(codebook, bad_count, ema_sum, batch, {}), "vq_ema_update",
+                        "ema_count [4]", "element 1");
+    VqCodeStats bad = batch;
+    bad.sums = from_vector<float>({0, 0, 0, INFINITY, 0, 0, 0, 0}, {4, 2}).to(device);
+    EXPECT_LATENT_ERROR(vq_ema_update(codebook, ema_count, ema_sum, bad, {}), "batch sums",
+                        "element 3");
+  }
+}
+
+}  // namespace
+}  // namespace latent

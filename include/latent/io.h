@@ -123,7 +123,10 @@ void save_png(const std::string& path, const Tensor& image);
 // C is the file's own channel count: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; palette images
 // become RGB(A) and 16-bit images are reduced to 8 bits by libpng. An 8-bit image saved by
 // save_png loads back exactly.
-Tensor load_png(const std::string& path);
+// The header's size is checked against max_pixels before anything is allocated, so a
+// 68-byte file claiming 65535×65535 is an error, not gigabytes of memory.
+constexpr std::int64_t kPngMaxPixels = std::int64_t{1} << 26;  // 8192 × 8192
+Tensor load_png(const std::string& path, std::int64_t max_pixels = kPngMaxPixels);
 
 // Tiles images into one picture, row by row, like torchvision's make_grid: `columns` images
 // per row (fewer if there are fewer images), `padding` pixels of `pad_value` between images

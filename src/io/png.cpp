@@ -74,7 +74,7 @@ void save_png(const std::string& path, const Tensor& image) {
   write_file_atomic(path, encoded);
 }
 
-Tensor load_png(const std::string& path) {
+Tensor load_png(const std::string& path, std::int64_t max_pixels) {
   const std::string bytes = read_file(path);
   png_image png;
   std::memset(&png, 0, sizeof png);
@@ -86,6 +86,9 @@ Tensor load_png(const std::string& path) {
   png.format &= ~(PNG_FORMAT_FLAG_LINEAR | PNG_FORMAT_FLAG_COLORMAP);
   const std::int64_t channels = PNG_IMAGE_SAMPLE_CHANNELS(png.format);
   const std::int64_t height = png.height, width = png.width;
+  LATENT_CHECK(height * width <= max_pixels, "'", path, "': its header claims ", width, "x",
+               height, " pixels, more than the ", max_pixels,
+               " this read accepts; nothing was allocated");
   std::vector<png_byte> pixels(PNG_IMAGE_SIZE(png));
   if (!png_image_finish_read(&png, nullptr, pixels.data(), 0, nullptr))
     LATENT_FAIL("'", path, "' is not a readable PNG: ", png.message);

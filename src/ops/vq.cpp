@@ -207,6 +207,10 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
                "vq_ema_update: epsilon must be positive, got ", options.epsilon);
   NoGradGuard no_grad;
   const Tensor counts = batch.counts.contiguous(), sums = batch.sums.contiguous();
+  // NaN or Inf in the statistics would spread into the codebook rows (device-side checks).
+  check_finite(ema_count, "vq_ema_update", "ema_count");
+  check_finite(ema_sum, "vq_ema_update", "ema_sum");
+  check_finite(sums, "vq_ema_update", "batch sums");
   backend::lookup<backend::VqTable>(codebook.device())
       .ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay, options.epsilon);
 }

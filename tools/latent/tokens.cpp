@@ -1,6 +1,7 @@
 // `latent sample`, `latent encode` and `latent decode`: a trained model as a generator and as
 // an image tokenizer.
 #include <cstdio>
+#include <algorithm>
 #include <memory>
 
 #include "latent/latent.h"
@@ -20,7 +21,10 @@ void add_sample(CLI::App& app) {
       "Decode images from the prior of a generative checkpoint (vae) into a PNG grid.\n\n"
       "Example:\n  latent sample --checkpoint runs/vae/checkpoint.safetensors -n 64 -o samples.png");
   cmd->add_option("--checkpoint", *checkpoint, "Checkpoint written by latent train")->required();
-  cmd->add_option("-n,--count", *count, "Number of samples")->capture_default_str();
+  cmd->add_option("-n,--count", *count,
+                  "Number of samples (decoded 256 at a time; the grid PNG holds them all, about "
+                  "1 KB per sample)")
+      ->capture_default_str();
   cmd->add_option("-o,--out", *out, "Output PNG")->capture_default_str();
   cmd->add_option("--seed", *seed, "Seed of the prior draws")->capture_default_str();
   cmd->add_option("--device", *device, "cpu, cuda or auto (default: the checkpoint's)");
@@ -29,7 +33,20 @@ void add_sample(CLI::App& app) {
     train::LoadedModel loaded = train::load_model(*checkpoint, *device);
     Generator gen(*seed);
     NoGradGuard no_grad;
-    const Tensor images = loaded.model->sample(*count, gen).to(Device::cpu());
+    // In batches, so the model's activations stay small whatever -n is; the draws of the
+    // first 256 samples are the same as one call would make.
+    constexpr std::int64_t kBatch = 256;
+    Tensor images;
+    for (std::int64_t done = 0; done < *count; done += kBatch) {
+      const Tensor part =
+          loaded.model->sample(std::min(kBatch, *count - done), gen).to(Device::cpu());
+      if (!images.defined()) {
+        Shape shape = part.shape();
+        shape[0] = *count;
+        images = empty(shape, part.dtype());
+      }
+      images.narrow(0, done, part.size(0)).copy_(part);
+    }
     save_png(*out, image_grid(images, 8, 2, 1.0));
     std::printf("%s: %lld samples\n", out->c_str(), static_cast<long long>(*count));
   });

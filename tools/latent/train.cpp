@@ -82,7 +82,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dead-code-threshold", config->dead_code_threshold,
                   "vqvae --ema: revive codes whose EMA count falls below this (0: off)")
       ->capture_default_str();
-  cmd->add_flag("--kmeans-init", config->kmeans_init, "vqvae: k-means codebook initialization");
+  cmd->add_flag("--kmeans-init", config->kmeans_init,
+                "vqvae: k-means codebook initialization (costs N·K·D per iteration on the "
+                "first batch: seconds at K = 100000)");
   cmd->add_flag("--cosine", config->cosine, "vqvae: cosine-similarity code lookup");
   // FSQ
   cmd->add_option("--levels", config->levels,
@@ -95,8 +97,15 @@ void add_train(CLI::App& app) {
   auto silent = std::make_shared<bool>(false);
   cmd->add_flag("--quiet", *quiet, "No progress output (the results still print)");
   cmd->add_flag("--silent", *silent, "Print nothing (the files are written as usual)");
-  cmd->callback([config, resume, quiet, silent] {
+  cmd->callback([cmd, config, resume, quiet, silent] {
     config->progress = !*quiet && !*silent;
+    if (!resume->empty()) {
+      // Resuming continues the saved run: only what the command line names changes it.
+      if (cmd->count("--steps") == 0) config->steps = -1;
+      if (cmd->count("--epochs") == 0) config->epochs = -1;
+      if (cmd->count("--checkpoint-every") == 0) config->checkpoint_every = -1;
+      if (cmd->count("--log-every") == 0) config->log_every = -1;
+    }
     train::run(*config, *resume, *silent ? nullptr : &std::cerr);
   });
 }

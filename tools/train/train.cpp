@@ -6,6 +6,7 @@
 // order, so that metrics.jsonl holds exactly the numbers an eager read of every step gave.
 #include "tools/train/train.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "latent/autograd.h"
+#include "latent/io.h"
 #include "latent/stream.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
@@ -205,6 +207,31 @@ std::vector<std::filesystem::path> run_files(const std::string& dir) {
 // A fresh run never mixes into another run's folder: that is an error unless the run resumes
 // (and appends) or overwrite says to start over (the old metrics and checkpoints go).
 void prepare_out_dir(const Config& config, bool resuming) {
+  namespace fs = std::filesystem;
+  // Writable before anything is loaded or built: create it and write a probe.
+  std::error_code ec;
+  fs::create_directories(config.out_dir, ec);
+  LATENT_CHECK(!ec && fs::is_directory(config.out_dir), "train: cannot create the output folder ",
+               config.out_dir, (ec ? ": " + ec.message() : std::string()));
+  const std::string probe = config.out_dir + "/.latent-write-probe";
+  write_file_atomic(probe, "");
+  fs::remove(probe, ec);
+  // Temporary files of latent's own atomic writes (.<name>.tmp.<pid>.<n>) that an
+  // interrupted run left behind: their writer is gone.
+  for (const fs::directory_entry& entry : fs::directory_iterator(config.out_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto tmp = name.find(".tmp.");
+    if (name.empty() || name[0] != '.' || tmp == std::string::npos) continue;
+    const std::string pid_text = name.substr(tmp + 5, name.find('.', tmp + 5) - (tmp + 5));
+    long pid = 0;
+    try {
+      pid = std::stol(pid_text);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (pid > 0 && pid != static_cast<long>(::getpid()) && ::kill(pid, 0) != 0)
+      fs::remove(entry.path(), ec);
+  }
   const std::vector<std::filesystem::path> existing = run_files(config.out_dir);
   if (existing.empty() || resuming) return;
   LATENT_CHECK(config.overwrite, "train: ", config.out_dir, " already holds a run (",
@@ -212,6 +239,29 @@ void prepare_out_dir(const Config& config, bool resuming) {
                "); pass --resume <checkpoint> to continue it, --overwrite to replace it, or "
                "--out another folder");
   for (const std::filesystem::path& file : existing) std::filesystem::remove(file);
+}
+
+// Resuming from step k: the lines an interrupted run logged after step k are dropped, so the
+// continued run logs each step once.
+void trim_metrics(const std::string& out_dir, std::int64_t step) {
+  const std::string path = out_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    bool keep = true;
+    try {
+      const json j = json::parse(line);
+      keep = !j.contains("step") || !j.at("step").is_number_integer() ||
+             j.at("step").get<std::int64_t>() <= step;
+    } catch (const json::exception&) {
+      keep = false;  // a line cut by the interruption
+    }
+    if (keep) kept += line + "\n";
+    dropped = dropped || !keep;
+  }
+  if (dropped) write_file_atomic(path, kept);
 }
 
 }  // namespace
@@ -223,10 +273,12 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
     checkpoint = read_checkpoint(resume);
     Config saved = checkpoint.config;
     saved.out_dir = requested.out_dir;
-    saved.steps = requested.steps;
-    saved.epochs = requested.epochs;
-    saved.checkpoint_every = requested.checkpoint_every;
-    saved.log_every = requested.log_every;
+    // The run continues the run that was saved: its targets and intervals come from the
+    // checkpoint unless the caller names them (a negative value: not named).
+    if (requested.steps >= 0) saved.steps = requested.steps;
+    if (requested.epochs >= 0) saved.epochs = requested.epochs;
+    if (requested.checkpoint_every >= 0) saved.checkpoint_every = requested.checkpoint_every;
+    if (requested.log_every >= 0) saved.log_every = requested.log_every;
     saved.progress = requested.progress;
     saved.overwrite = requested.overwrite;
     if (!requested.device.empty() && requested.device != "auto") saved.device = requested.device;
@@ -235,6 +287,7 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   validate_config(config);
   if (config.out_dir.empty()) config.out_dir = "runs/" + config.model;
   prepare_out_dir(config, !resume.empty());
+  if (!resume.empty()) trim_metrics(config.out_dir, checkpoint.step);
   const Device device = resolve_device(config.device);
   const Dataset train_set = limited(load_fashion_mnist("train", config.data_dir), config.train_limit);
   const Dataset test_set = limited(load_fashion_mnist("test", config.data_dir), config.test_limit);

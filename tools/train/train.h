@@ -120,8 +120,11 @@ models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
                                               std::int64_t step, double grad_clip = 0.0);
 
 // Trains from scratch, or from `resume` (a checkpoint path) when it is non-empty; in that
-// case the run's Config comes from the checkpoint except out_dir, steps, epochs,
-// checkpoint_every, log_every, progress, overwrite and device, which `config` may change.
+// case the run's Config comes from the checkpoint except out_dir, progress, overwrite and
+// device, which `config` may change, and steps, epochs, checkpoint_every and log_every,
+// which it changes when they are not negative (negative: continue the saved run's). The
+// resumed run's metrics.jsonl loses the lines logged after the checkpoint's step (the
+// interrupted run's), so no step is logged twice.
 // Writes to out_dir (runs/<model> when empty): metrics.jsonl, checkpoint-<step>.safetensors
 // (periodic), checkpoint.safetensors (final), reconstructions.png and the model's own
 // pictures. A fresh run into a folder that holds another run's metrics or checkpoints is an
