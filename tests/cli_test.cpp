@@ -406,3 +406,18 @@ TEST_F(CliTest, AnUnwritableOutputFolderFailsFirst) {
             std::string::npos)
       << r.output;  // reported before the (missing) dataset is even looked for
 }
+
+// One rule for overflow: an op's finite inputs whose result does not fit the dtype are an
+// error naming the output and the element, and nothing is written.
+TEST_F(CliTest, AnOpWhoseResultOverflowsWritesNothing) {
+  save_npy((dir_ / "mu.npy").string(), from_vector<float>({0.5f, 1e30f, 0.0f, 1.0f}, {2, 2}));
+  save_npy((dir_ / "lv.npy").string(), zeros({2, 2}));
+  const std::string out = (dir_ / "kl.npy").string();
+  const CommandResult r = run_cli("op kl " + (dir_ / "mu.npy").string() + " " +
+                                  (dir_ / "lv.npy").string() + " -o " + out);
+  EXPECT_EQ(r.status, 1) << r.output;
+  for (const char* part : {"kl.npy", "would hold inf at element 0", "overflows float32",
+                           "nothing was written"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}

@@ -13,6 +13,12 @@ void add_sample(CLI::App& app);  // tokens.cpp
 void add_encode(CLI::App& app);  // tokens.cpp
 void add_decode(CLI::App& app);  // tokens.cpp
 
+// Writes one output of a `latent op` command and prints its path, dtype and shape. The rule
+// for every op: inputs with NaN or Inf are rejected by the op, and a finite input whose
+// result overflows the dtype (say a KL of μ = 1e30 in float32) is an error naming the output
+// and the first non-finite element, so no op writes a NaN or Inf without saying so.
+void save_op_output(const std::string& path, const Tensor& t);
+
 // `latent op` subcommands register themselves from their own files (op_*.cpp):
 //   static const latent::cli::OpRegistration registration(add_my_ops);
 // where add_my_ops(CLI::App* op) adds subcommands to `latent op`.

@@ -1,4 +1,5 @@
 // `latent op NAME`: one op on .npy inputs, .npy outputs, on any device.
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -19,15 +20,30 @@ void add_common(CLI::App* cmd, OpArgs& args) {
   cmd->add_option("-o,--out", args.out, "Output .npy")->required();
 }
 
+}  // namespace
+
+void save_op_output(const std::string& path, const Tensor& t) {
+  const Tensor host = t.to(Device::cpu()).contiguous();
+  if (is_floating(host.dtype())) {
+    const std::vector<double> values = host.to(DType::f64).to_vector<double>();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      LATENT_CHECK(std::isfinite(values[i]), "the output ", path, " ", shape_str(host.shape()),
+                   " would hold ", values[i], " at element ", i,
+                   ": the result overflows ", dtype_name(host.dtype()),
+                   " (use float64 inputs, or smaller values); nothing was written");
+    }
+  }
+  save_npy(path, host);
+  std::printf("%s: %s %s\n", path.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
+}
+
+namespace {
+
 Tensor load_on(const std::string& path, const Device& device) {
   return load_npy(path).to(device);
 }
 
-void save_result(const OpArgs& args, const Tensor& result) {
-  save_npy(args.out, result.to(Device::cpu()));
-  std::printf("%s: %s %s\n", args.out.c_str(), dtype_name(result.dtype()),
-              shape_str(result.shape()).c_str());
-}
+void save_result(const OpArgs& args, const Tensor& result) { save_op_output(args.out, result); }
 
 std::vector<OpAdder>& registered_ops() {
   static std::vector<OpAdder> adders;

@@ -28,10 +28,7 @@ void add_fsq_common(CLI::App* cmd, FsqArgs& args) {
   cmd->add_option("-o,--out", args.out, "Output codes (.npy)")->required();
 }
 
-void save(const std::string& path, const Tensor& t) {
-  save_npy(path, t.to(Device::cpu()));
-  std::printf("%s: %s %s\n", path.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
-}
+void save(const std::string& path, const Tensor& t) { save_op_output(path, t); }
 
 // "codes.npy" -> "codes_indices.npy"
 std::string indices_path_for(const std::string& codes_path) {

@@ -41,10 +41,7 @@ Loaded load(const VaeOpArgs& args) {
   return l;
 }
 
-void save(const std::string& path, const Tensor& t) {
-  save_npy(path, t.to(Device::cpu()));
-  std::printf("%s: %s %s\n", path.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
-}
+void save(const std::string& path, const Tensor& t) { save_op_output(path, t); }
 
 void add_vae_ops(CLI::App* op) {
   {

@@ -10,10 +10,7 @@
 namespace latent::cli {
 namespace {
 
-void save(const std::string& path, const Tensor& t) {
-  save_npy(path, t.to(Device::cpu()));
-  std::printf("%s: %s %s\n", path.c_str(), dtype_name(t.dtype()), shape_str(t.shape()).c_str());
-}
+void save(const std::string& path, const Tensor& t) { save_op_output(path, t); }
 
 // z [..., D] as rows [M, D], remembering the leading shape for the indices.
 Tensor as_rows(const Tensor& z, Shape& leading) {
