@@ -57,7 +57,8 @@ Shape contiguous_strides(const Shape& shape) {
   std::int64_t s = 1;
   for (std::int64_t d = static_cast<std::int64_t>(shape.size()) - 1; d >= 0; --d) {
     strides[d] = s;
-    s *= std::max<std::int64_t>(shape[d], 1);
+    // The outermost size multiplies into no stride (and may not fit with the others).
+    if (d > 0) s *= std::max<std::int64_t>(shape[d], 1);
   }
   return strides;
 }
