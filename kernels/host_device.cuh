@@ -10,3 +10,12 @@
 #define LATENT_HOST_DEVICE
 #define LATENT_FORCEINLINE inline
 #endif
+
+// `#pragma unroll` for loops in host-and-device code: the device pass unrolls; the host
+// compiler of either build does not know the pragma (and the nvcc build treats its warning
+// as an error), so it sees nothing.
+#if defined(__CUDA_ARCH__)
+#define LATENT_UNROLL _Pragma("unroll")
+#else
+#define LATENT_UNROLL
+#endif

@@ -29,7 +29,7 @@ struct StridedIndexT {
   // the kernel's parameters: a run-time index would copy them to local memory (a stack frame).
   LATENT_HOST_DEVICE Index offset(Index linear) const {
     Index result = 0;
-#pragma unroll
+    LATENT_UNROLL
     for (int d = kMaxDims - 1; d >= 0; --d) {
       if (d < rank) {
         const Index size = shape[d];

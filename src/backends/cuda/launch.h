@@ -17,10 +17,17 @@
 #include <utility>
 
 #include "backends/cuda/cuda.h"
+#include "backends/dispatch.h"
 #include "kernels/device.cuh"
 #include "latent/error.h"
 
 namespace latent::cuda {
+
+// The dtype dispatch and typed pointers every launcher file uses (src/backends/dispatch.h).
+using backend::aligned16;
+using backend::dispatch_all;
+using backend::dispatch_floating;
+using backend::ptr;
 
 [[noreturn]] void fail(cudaError_t status, const char* what, const char* file, int line);
 

@@ -11,11 +11,6 @@
 namespace latent::cuda {
 namespace {
 
-using backend::aligned16;
-using backend::dispatch_all;
-using backend::dispatch_floating;
-using backend::ptr;
-
 constexpr int kThreads = 256;
 
 dim3 grid(std::int64_t work_items) { return grid_for(work_items, kThreads); }
