@@ -165,9 +165,11 @@ void BM_vq_ema_update(benchmark::State& state) {
   const Tensor counts = full({K}, 3.0, DType::i32, device);
   const Tensor sums = uniform({K, D}, -1.0, 1.0, gen, DType::f32, device);
   // Per element: read M and m, write M and E; per code: read N and n, write N (and re-read N).
+  // With the non-finite checks on, as vq_ema_update runs it (they ride on the same pass).
+  const backend::CheckMessage check = [](std::int64_t) { return std::string("non-finite"); };
   time_on_device(state, cases::vq_ema_update(K, D, DType::f32).bytes, [&] {
     backend::lookup<backend::VqTable>(device)
-        .ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5);
+        .ema_update(codebook, ema_count, ema_sum, counts, sums, 0.99, 1e-5, check, check);
   });
 }
 

@@ -191,6 +191,18 @@ __device__ __forceinline__ void for_each_in_tile(std::int64_t begin, std::int64_
 
 }  // namespace reparam_detail
 
+// Tile t covers elements [begin, end) of row `row`: chunk t mod chunks of that row.
+struct TileRange {
+  std::int64_t row, begin, end;
+};
+__device__ __forceinline__ TileRange tile_range(std::int64_t tile, const ReparamShape& s) {
+  const std::int64_t row = tile / s.chunks, chunk_index = tile % s.chunks;
+  const std::int64_t row_start = row * s.row_length;
+  const std::int64_t chunk_end = (chunk_index + 1) * s.chunk;
+  return {row, row_start + chunk_index * s.chunk,
+          row_start + (s.row_length < chunk_end ? s.row_length : chunk_end)};
+}
+
 // Forward. grid: grid-stride over s.tiles blocks; block: a multiple of 32 threads, ≤ 256.
 // kWriteZ: write z (else the KL only). kWriteKl: reduce the KL (else z only; kl and partial
 // unused). With s.chunks == 1 the tile's KL is KL[n] (written as T); otherwise it goes to
@@ -203,12 +215,8 @@ __global__ void reparam_kl_forward_kernel(const T* mu, const T* logvar, T* z, T*
   using namespace reparam_detail;
   int bad = 0;
   for (std::int64_t tile = blockIdx.x; tile < s.tiles; tile += gridDim.x) {
-    const std::int64_t row = tile / s.chunks, chunk_index = tile % s.chunks;
-    const std::int64_t row_start = row * s.row_length;
-    const std::int64_t begin = row_start + chunk_index * s.chunk;
-    const std::int64_t end =
-        row_start + (s.row_length < (chunk_index + 1) * s.chunk ? s.row_length
-                                                                : (chunk_index + 1) * s.chunk);
+    const TileRange r = tile_range(tile, s);
+    const std::int64_t row = r.row, begin = r.begin, end = r.end;
     double kl_sum = 0.0;
     for_each_in_tile(
         begin, end, s.vectorized,
@@ -262,12 +270,8 @@ __global__ void reparam_kl_backward_kernel(const T* mu, const T* logvar, const T
                                            const T* dkl, T* dmu, T* dlogvar, ReparamShape s) {
   using namespace reparam_detail;
   for (std::int64_t tile = blockIdx.x; tile < s.tiles; tile += gridDim.x) {
-    const std::int64_t row = tile / s.chunks, chunk_index = tile % s.chunks;
-    const std::int64_t row_start = row * s.row_length;
-    const std::int64_t begin = row_start + chunk_index * s.chunk;
-    const std::int64_t end =
-        row_start + (s.row_length < (chunk_index + 1) * s.chunk ? s.row_length
-                                                                : (chunk_index + 1) * s.chunk);
+    const TileRange r = tile_range(tile, s);
+    const std::int64_t row = r.row, begin = r.begin, end = r.end;
     T g = T(0);
     if constexpr (kHasDkl) g = dkl[row];
     for_each_in_tile(

@@ -51,6 +51,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/check.cuh"
 #include "kernels/device.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/philox.cuh"
@@ -332,14 +333,17 @@ __global__ void vq_stats_atomic_kernel(const T* __restrict__ z,
 
 // ---------------------------------------------------------------- EMA update
 // One block of kReduceThreads: N_k ← keep·N_k + take·n_k for every k, and total = Σ_k N_k
-// (new values) in a fixed order.
+// (new values) in a fixed order. A non-finite N_k (from a non-finite old count) fails
+// `count_check` at k: the check rides on the update, with no pass of its own.
 template <class T>
 __global__ void vq_ema_counts_kernel(T* __restrict__ ema_count,
                                      const std::int32_t* __restrict__ counts, std::int64_t K,
-                                     T keep, T take, T* __restrict__ total) {
+                                     T keep, T take, T* __restrict__ total,
+                                     CheckSite count_check) {
   T acc = T(0);
   for (std::int64_t k = threadIdx.x; k < K; k += blockDim.x) {
     const T n = keep * ema_count[k] + take * static_cast<T>(counts[k]);
+    if (!is_finite_value(n)) check_fail(count_check, k);
     ema_count[k] = n;
     acc += n;
   }
@@ -358,12 +362,15 @@ __device__ __forceinline__ T vq_ema_element(T* codebook, T* ema_sum, const T* su
 
 // Grid-stride over the K·D codebook elements: M ← keep·M + take·m; e = M / Ñ_k.
 // `vec4`: float, D % 4 == 0 and 16-byte aligned pointers, so 4 elements (one code) per float4.
+// A non-finite M (a NaN or Inf in the old sum or the batch sum: keep·x + take·y is finite for
+// finite x, y) fails `sum_check` at its element, in the same pass.
 template <class T>
 __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__ ema_sum,
                                        const T* __restrict__ sums,
                                        const T* __restrict__ ema_count,
                                        const T* __restrict__ total, std::int64_t K,
-                                       std::int64_t D, T keep, T take, T epsilon, bool vec4) {
+                                       std::int64_t D, T keep, T take, T epsilon, bool vec4,
+                                       CheckSite sum_check) {
   const T n = *total;
   const T scale = n > T(0) ? n / (n + static_cast<T>(K) * epsilon) : T(1);
   const std::int64_t KD = K * D;
@@ -385,6 +392,11 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
         e.y = m.y / smoothed;
         e.z = m.z / smoothed;
         e.w = m.w / smoothed;
+        if (!is_finite_value(m.x + m.y + m.z + m.w)) {
+          const float lanes[4] = {m.x, m.y, m.z, m.w};
+          for (int j = 0; j < 4; ++j)
+            if (!is_finite_value(lanes[j])) check_fail(sum_check, p * 4 + j);
+        }
         mv[p] = m;
         cv[p] = e;
       }
@@ -393,7 +405,8 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
   }
   for (std::int64_t e = grid_stride_begin(); e < KD; e += grid_stride_step()) {
     const T smoothed = (ema_count[e / D] + epsilon) * scale;
-    vq_ema_element(codebook, ema_sum, sums, e, keep, take, smoothed);
+    const T m = vq_ema_element(codebook, ema_sum, sums, e, keep, take, smoothed);
+    if (!is_finite_value(m)) check_fail(sum_check, e);
   }
 }
 

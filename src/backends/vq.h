@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "backends/check.h"
 #include "latent/random.h"
 #include "latent/tensor.h"
 #include "latent/vq.h"
@@ -29,8 +30,12 @@ struct VqTable {
   void (*code_counts)(const Tensor& indices, const Tensor& counts);
   void (*code_stats)(const Tensor& z, const Tensor& indices, const Tensor& counts,
                      const Tensor& sums, VqStatsAlgorithm algorithm);
+  // A non-finite new EMA count or sum (from a NaN or Inf in the old state or the batch sums)
+  // fails a check with count_message / sum_message at its element, inside the update itself
+  // (no check when a message is empty).
   void (*ema_update)(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
-                     const Tensor& counts, const Tensor& sums, double decay, double epsilon);
+                     const Tensor& counts, const Tensor& sums, double decay, double epsilon,
+                     const CheckMessage& count_message, const CheckMessage& sum_message);
   void (*revive)(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
                  const Tensor& z, double threshold, double reset_count, PhiloxKey key,
                  const Tensor& revived);

@@ -207,12 +207,21 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
                "vq_ema_update: epsilon must be positive, got ", options.epsilon);
   NoGradGuard no_grad;
   const Tensor counts = batch.counts.contiguous(), sums = batch.sums.contiguous();
-  // NaN or Inf in the statistics would spread into the codebook rows (device-side checks).
-  check_finite(ema_count, "vq_ema_update", "ema_count");
-  check_finite(ema_sum, "vq_ema_update", "ema_sum");
-  check_finite(sums, "vq_ema_update", "batch sums");
+  // NaN or Inf in the statistics would spread into the codebook rows: the update checks what
+  // it computes, in the same pass (a non-finite input gives a non-finite result there).
+  const backend::CheckMessage count_message = [shape = ema_count.shape()](std::int64_t i) {
+    return detail::concat("vq_ema_update: ema_count ", shape_str(shape),
+                          " holds a non-finite value at element ", i,
+                          " (the updated count is not finite)");
+  };
+  const backend::CheckMessage sum_message = [shape = ema_sum.shape()](std::int64_t i) {
+    return detail::concat("vq_ema_update: ema_sum or the batch sums ", shape_str(shape),
+                          " hold a non-finite value at element ", i,
+                          " (the updated sum is not finite)");
+  };
   backend::lookup<backend::VqTable>(codebook.device())
-      .ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay, options.epsilon);
+      .ema_update(codebook, ema_count, ema_sum, counts, sums, options.decay, options.epsilon,
+                  count_message, sum_message);
 }
 
 Tensor vq_revive_dead_codes(const Tensor& codebook, const Tensor& ema_count,

@@ -113,8 +113,11 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
 }
 
 void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
-                   const Tensor& counts, const Tensor& sums, double decay, double epsilon) {
+                   const Tensor& counts, const Tensor& sums, double decay, double epsilon,
+                   const backend::CheckMessage& count_message,
+                   const backend::CheckMessage& sum_message) {
   const std::int64_t K = codebook.size(0), D = codebook.size(1);
+  std::int64_t bad_count = -1, bad_sum = -1;  // the first non-finite new N_k and M element
   dispatch_floating(codebook.dtype(), "vq_ema_update", [&](auto tag) {
     using T = decltype(tag);
     T* e = ptr<T>(codebook);
@@ -126,6 +129,7 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
     double total = 0.0;
     for (std::int64_t k = 0; k < K; ++k) {
       n[k] = keep * n[k] + take * static_cast<T>(c[k]);
+      if (bad_count < 0 && !std::isfinite(n[k])) bad_count = k;
       total += n[k];
     }
     const double scale = total > 0 ? total / (total + static_cast<double>(K) * epsilon) : 1.0;
@@ -134,10 +138,13 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
       for (std::int64_t d = 0; d < D; ++d) {
         const std::int64_t i = k * D + d;
         m[i] = keep * m[i] + take * s[i];
+        if (bad_sum < 0 && !std::isfinite(m[i])) bad_sum = i;
         e[i] = m[i] / smoothed;
       }
     }
   });
+  if (count_message && bad_count >= 0) LATENT_FAIL(count_message(bad_count));
+  if (sum_message && bad_sum >= 0) LATENT_FAIL(sum_message(bad_sum));
 }
 
 void vq_revive(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,

@@ -328,20 +328,26 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
 }
 
 void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
-                   const Tensor& counts, const Tensor& sums, double decay, double epsilon) {
+                   const Tensor& counts, const Tensor& sums, double decay, double epsilon,
+                   const backend::CheckMessage& count_message,
+                   const backend::CheckMessage& sum_message) {
   const std::int64_t K = codebook.size(0), D = codebook.size(1);
+  kernels::CheckSite count_check, sum_check;
+  if (count_message) count_check = register_check_site(count_message);
+  if (sum_message) sum_check = register_check_site(sum_message);
   dispatch_floating(codebook.dtype(), "vq_ema_update", [&](auto tag) {
     using T = decltype(tag);
     Tensor total = empty({1}, codebook.dtype(), codebook.device());
     LATENT_LAUNCH(kernels::vq_ema_counts_kernel<T>, dim3(1), kernels::kReduceThreads, 0, stream(), ptr<T>(ema_count), ptr<std::int32_t>(counts), K,
-                  static_cast<T>(decay), static_cast<T>(1.0 - decay), ptr<T>(total));
+                  static_cast<T>(decay), static_cast<T>(1.0 - decay), ptr<T>(total), count_check);
     const bool vec4 = sizeof(T) == 4 && D % 4 == 0 && aligned16(codebook.data_ptr()) &&
                       aligned16(ema_sum.data_ptr()) && aligned16(sums.data_ptr());
     LATENT_LAUNCH(kernels::vq_ema_codebook_kernel<T>, grid_for(vec4 ? K * D / 4 : K * D),
                   kThreads, 0, stream(), ptr<T>(codebook), ptr<T>(ema_sum), ptr<T>(sums),
                   ptr<T>(ema_count), ptr<T>(total), K, D, static_cast<T>(decay),
-                  static_cast<T>(1.0 - decay), static_cast<T>(epsilon), vec4);
+                  static_cast<T>(1.0 - decay), static_cast<T>(epsilon), vec4, sum_check);
   });
+  if (count_message || sum_message) after_check();
 }
 
 void vq_revive(const Tensor& codebook, const Tensor& ema_count, const Tensor& ema_sum,
