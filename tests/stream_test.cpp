@@ -9,16 +9,12 @@
 
 #include "latent/latent.h"
 #include "test_util.h"
+#include "tests/op_harness.h"
 
 namespace latent {
 namespace {
 
 const Device kCuda = Device::cuda(0);
-
-#define REQUIRE_CUDA()                                                           \
-  if (!backend_available(DeviceType::cuda))                                      \
-  GTEST_SKIP() << "needs the cuda backend (a GPU, or the SIMT build); this build " \
-                  "has neither"
 
 // Restores deferred checks whatever a test does.
 struct DeferredChecks {
@@ -28,7 +24,7 @@ struct DeferredChecks {
 };
 
 TEST(Stream, GuardMakesAStreamCurrentAndRestoresThePrevious) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   const Stream initial = current_stream(kCuda);
   EXPECT_TRUE(initial.is_default());
   const Stream side = Stream::create(kCuda);
@@ -49,7 +45,7 @@ TEST(Stream, GuardMakesAStreamCurrentAndRestoresThePrevious) {
 }
 
 TEST(Stream, WorkGoesToTheCurrentStream) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   Generator gen(1);
   const Tensor x = randn({1000}, gen, DType::f32, kCuda);
   const Stream a = Stream::create(kCuda), b = Stream::create(kCuda);
@@ -72,7 +68,7 @@ TEST(Stream, WorkGoesToTheCurrentStream) {
 }
 
 TEST(Stream, AnEventOrdersTwoStreams) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   const Stream producer = Stream::create(kCuda), consumer = Stream::create(kCuda);
   Event ready(kCuda);
   Tensor data;
@@ -98,7 +94,7 @@ TEST(Stream, AnEventOrdersTwoStreams) {
 }
 
 TEST(Stream, TheAllocatorKeepsBlocksPerStream) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   const Stream a = Stream::create(kCuda), b = Stream::create(kCuda);
   void* first = nullptr;
   {
@@ -114,7 +110,7 @@ TEST(Stream, TheAllocatorKeepsBlocksPerStream) {
 }
 
 TEST(Stream, CountersSeeCopiesToTheHostAndSynchronizations) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   const Tensor x = full({64}, 1.5, DType::f32, kCuda);
   const RuntimeCounters before = runtime_counters(kCuda);
   const Tensor y = add(x, x);
@@ -133,7 +129,7 @@ TEST(Stream, CountersSeeCopiesToTheHostAndSynchronizations) {
 }
 
 TEST(DeviceChecks, AFailedCheckSurfacesAtTheNextCheckPointWithItsMessage) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   DeferredChecks deferred;
   const Tensor codebook = zeros({16, 4}, DType::f32, kCuda);
   const Tensor bad = from_vector<std::int32_t>({0, 3, 16, 2, 99}, {5}).to(kCuda);
@@ -157,7 +153,7 @@ TEST(DeviceChecks, AFailedCheckSurfacesAtTheNextCheckPointWithItsMessage) {
 }
 
 TEST(DeviceChecks, TheFirstEnqueuedFailureWinsAndReadsSurfaceIt) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   DeferredChecks deferred;
   Tensor logvar = zeros({2, 3}, DType::f32, kCuda);
   logvar = div(logvar, logvar);  // NaN
@@ -172,7 +168,7 @@ TEST(DeviceChecks, TheFirstEnqueuedFailureWinsAndReadsSurfaceIt) {
 }
 
 TEST(DeviceChecks, ImmediateChecksThrowInsideTheOp) {
-  REQUIRE_CUDA();
+  LATENT_SKIP_WITHOUT_CUDA();
   DeferredChecks deferred;
   set_immediate_checks(true);
   Tensor z = from_vector<float>({0, 1, 2, 3, 4, 5}, {3, 2}).to(kCuda);

@@ -9,6 +9,7 @@
 
 #include "latent/latent.h"
 #include "test_util.h"
+#include "tests/op_harness.h"
 #include "tools/train/train.h"
 
 namespace latent {
@@ -42,8 +43,7 @@ std::vector<SyncCase> models() {
 }
 
 TEST(HostSync, ANonLoggingTrainingStepWaitsForTheDeviceAtMostOnce) {
-  if (!backend_available(DeviceType::cuda))
-    GTEST_SKIP() << "needs the cuda backend (a GPU, or the SIMT build)";
+  LATENT_SKIP_WITHOUT_CUDA();
   const Device cuda = Device::cuda(0);
   for (SyncCase& c : models()) {
     SCOPED_TRACE(c.name);
