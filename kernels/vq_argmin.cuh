@@ -39,8 +39,10 @@
 // (tx, ty ∈ [0, 16)): a quarter warp reading 8 consecutive float4s hits 32 distinct banks.
 // The slices' rows are padded to 132 words so that the transposed stores are conflict-free
 // too (vq_store_word). The loads come in two template instances (float4, scalar) chosen by
-// the host, the slice loop counts in 32 bits, and the last slice of each tile is peeled off
-// the inner loop so that the fold runs outside it (docs/vq.md, "The machine code").
+// the host, the slice loop counts in 32 bits, the first and last slices of each tile are
+// peeled off the inner loop (the first starts the sums, so nothing clears the accumulators;
+// the fold runs after the last), and with an even number of slices per tile the inner loop
+// runs two slices at fixed shared addresses (docs/vq.md, "The machine code").
 // After the last slice of a code tile the thread folds its 8×8 tile into 8 running
 // (min, index) pairs, codes in increasing order with a strict `<`, so the first of equal
 // values stays. At the end the 16 threads that share rows (tx = 0..15, one half-warp) merge
@@ -265,8 +267,10 @@ __device__ __forceinline__ void vq_store_slice(T* __restrict__ at, const T (&v)[
 
 // acc[i][j] += Σ_kk a(kk, row i)·b(kk, code j) over one shared slice: 64 FMAs per depth for
 // 4 16-byte shared reads. zs, es: the slices of Z and E, already offset by the thread's
-// ty·4 and tx·4 (so every read is a register plus an immediate).
-template <class T>
+// ty·4 and tx·4 (so every read is a register plus an immediate). First: the tile's first
+// slice, whose first depth starts the sums, acc = 0 + a·b — the same expression and value as
+// adding to a cleared accumulator, with no instructions to clear it.
+template <bool First = false, class T>
 __device__ __forceinline__ void vq_slice_fma(const T* __restrict__ zs, const T* __restrict__ es,
                                              T (&acc)[8][8]) {
 #pragma unroll
@@ -290,8 +294,38 @@ __device__ __forceinline__ void vq_slice_fma(const T* __restrict__ zs, const T* 
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+      for (int j = 0; j < 8; ++j) {
+        if (First && kk == 0) {
+          acc[i][j] = T(0) + a[i] * b[j];
+        } else {
+          acc[i][j] += a[i] * b[j];
+        }
+      }
   }
+}
+
+// The shared memory of the tiled kernel: two buffers of kVqBuffer words, each a slice of Z
+// then a slice of E. While one buffer is multiplied, the other receives the next slice.
+constexpr int kVqSlice = kVqTileDepth * kVqTilePitch;
+constexpr int kVqBuffer = 2 * kVqSlice;
+
+// One step of the slice pipeline: load the slice at depth ds of the rows zp and ep into
+// registers, multiply the shared slice at (zr, er) into acc, store the loaded slice at zw
+// (its Z half; the E half follows kVqSlice words later) when `store`, then the barrier.
+template <bool First, class T, int Load>
+__device__ __forceinline__ void vq_slice_step(const T* __restrict__ zp, const T* __restrict__ ep,
+                                              int ds, int limit, const T* __restrict__ zr,
+                                              const T* __restrict__ er, T* __restrict__ zw,
+                                              bool store, T (&acc)[8][8]) {
+  T z_next[4], e_next[4];
+  vq_load_slice<T, Load>(zp, ds, limit, z_next);
+  vq_load_slice<T, Load>(ep, ds, limit, e_next);
+  vq_slice_fma<First>(zr, er, acc);
+  if (store) {
+    vq_store_slice(zw, z_next);
+    vq_store_slice(zw + kVqSlice, e_next);
+  }
+  __syncthreads();
 }
 
 // s = norm − 2·acc, rounded once: the explicit fma on both sides (one FFMA on a GPU), the
@@ -305,6 +339,16 @@ __device__ __forceinline__ T vq_score(T norm, T acc) {
 #endif
 }
 
+// Blocks per SM the tiled kernel is compiled for (its register budget: 2 blocks of 256 threads
+// leave 128 registers a thread). The float4 path with 32-bit offsets fits 128 with no spill;
+// with 64-bit offsets (N·D or (K + 128)·D ≥ 2^31: inputs of 8 GB and more) it needs a few
+// more, and the scalar path (D % 4 ≠ 0 or misaligned) and double more still: those run
+// 1 block per SM rather than spill.
+template <class T, int Load, class I>
+constexpr int vq_tiled_blocks_per_sm() {
+  return sizeof(T) == 4 && Load == kVqLoadVec4 && sizeof(I) == 4 ? 2 : 1;
+}
+
 // grid: (ceil(N / 128), splits); block: 256. Split s covers code tiles
 // [s·tiles_per_split, min((s+1)·tiles_per_split, ceil(K/128))). With one split the winners go
 // straight to `indices` (best_values == nullptr); otherwise split s writes its winner and
@@ -316,23 +360,22 @@ __device__ __forceinline__ T vq_score(T norm, T acc) {
 // loop needs no row check); those rows are never written and those codes get the norm +∞,
 // so they never win.
 //
-// Loop structure, per code tile of S = ceil(D / 8) slices: an inner loop over slices
-// 0 .. S−2 (prefetch slice s + 1 into registers, multiply slice s, store the prefetched
-// slice into the other buffer, one barrier), then the last slice (prefetch slice 0 of the
-// next tile, multiply, store, barrier) and the fold of the tile into the running minima.
+// Loop structure, per code tile of S = ceil(D / 8) slices, each slice one vq_slice_step
+// (prefetch the next slice into registers, multiply this one, store the prefetched one into
+// the other buffer, one barrier): the first slice, whose first depth starts the sums (no
+// instructions clear the accumulators), then the middle slices in an inner loop, then the
+// last slice, which prefetches slice 0 of the next tile, and the fold after its barrier.
+// Three loops over the tiles, one per shape, chosen once per launch: S even (every tile
+// starts in buffer 0, so the inner loop, unrolled by two, reads and writes at fixed shared
+// addresses: register + immediate, no address arithmetic), S = 1, and S odd ≥ 3 (the buffers
+// alternate from tile to tile). Machine code per slice: docs/vq.md, "The machine code",
+// measured by tools/vq_argmin_sass.py.
 //
-// Occupancy: the float4 path is held to 128 registers (2 blocks of 256 per SM) and fits them
-// with no spill; the scalar path (D % 4 ≠ 0 or misaligned, and double) needs a few more, and
-// runs 1 block per SM rather than spill.
 template <class T, int Load, class I>
-__global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadVec4 ? 2 : 1)
+__global__ void __launch_bounds__(kVqThreads, vq_tiled_blocks_per_sm<T, Load, I>())
     vq_argmin_tiled_kernel(const T* __restrict__ z, const T* __restrict__ codes,
                            const T* __restrict__ norms, I N, I K, I D, I tiles_per_split,
                            T* __restrict__ best_values, std::int32_t* __restrict__ indices) {
-  // Two buffers of kVqBuffer words, each a slice of Z then a slice of E; `rd` is the offset
-  // of the buffer being multiplied, kVqBuffer − rd the one receiving the prefetched slice.
-  constexpr int kVqSlice = kVqTileDepth * kVqTilePitch;
-  constexpr int kVqBuffer = 2 * kVqSlice;
   __shared__ __align__(16) T smem[2 * kVqBuffer];
 
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -368,79 +411,108 @@ __global__ void __launch_bounds__(kVqThreads, sizeof(T) == 4 && Load == kVqLoadV
     best_k[i] = kVqNoIndex;
   }
 
-  if (first_tile < last_tile) {
-    // Prologue: slice 0 of the first tile into buffer 0.
-    T z_next[4], e_next[4];
-    const T* __restrict__ ep = code_row(first_tile);
-    vq_load_slice<T, Load>(zp, 0, limit, z_next);
-    vq_load_slice<T, Load>(ep, 0, limit, e_next);
-    vq_store_slice(smem + store0, z_next);
-    vq_store_slice(smem + kVqSlice + store0, e_next);
-    __syncthreads();
-
-    int rd = 0;
-    for (int tile = first_tile; tile < last_tile; ++tile) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] = T(0);
-      // Slices 0 .. S−2: prefetch slice s + 1 of the same tile, multiply slice s.
-      for (int ds = kVqTileDepth; ds < depth; ds += kVqTileDepth) {
-        vq_load_slice<T, Load>(zp, ds, limit, z_next);
-        vq_load_slice<T, Load>(ep, ds, limit, e_next);
-        vq_slice_fma(smem + rd + vq_read_word(ty, 0, 0), smem + rd + kVqSlice + vq_read_word(tx, 0, 0), acc);
-        vq_store_slice(smem + (kVqBuffer - rd) + store0, z_next);
-        vq_store_slice(smem + (kVqBuffer - rd) + kVqSlice + store0, e_next);
-        __syncthreads();
-        rd = kVqBuffer - rd;
-      }
-      // The last slice: prefetch slice 0 of the next tile, multiply, store, then fold the
-      // tile after the barrier (where nothing of the fold can be scheduled into the FMAs
-      // and the prefetch registers are free again). After the split's last tile this loads
-      // the last tile again, and drops it.
-      const bool more = tile + 1 < last_tile;
-      ep = code_row(more ? tile + 1 : tile);
-      vq_load_slice<T, Load>(zp, 0, limit, z_next);
-      vq_load_slice<T, Load>(ep, 0, limit, e_next);
-      vq_slice_fma(smem + rd + vq_read_word(ty, 0, 0), smem + rd + kVqSlice + vq_read_word(tx, 0, 0), acc);
-      if (more) {
-        vq_store_slice(smem + (kVqBuffer - rd) + store0, z_next);
-        vq_store_slice(smem + (kVqBuffer - rd) + kVqSlice + store0, e_next);
-      }
-      __syncthreads();
-      rd = kVqBuffer - rd;
-
-      // Fold the finished tile into the running minima, codes ascending, strict `<`.
-      const int code0 = tile * kVqTileCodes;
-      T norm[8];
-      if (code0 + kVqTileCodes <= codes_n) {  // a whole tile
-        const T* np = norms + code0 + tx * 4;
-        if constexpr (sizeof(T) == 4) {  // two 16-byte loads (the host checks the alignment)
-          const float4 lo = *reinterpret_cast<const float4*>(np);
-          const float4 hi = *reinterpret_cast<const float4*>(np + 64);
-          norm[0] = lo.x, norm[1] = lo.y, norm[2] = lo.z, norm[3] = lo.w;
-          norm[4] = hi.x, norm[5] = hi.y, norm[6] = hi.z, norm[7] = hi.w;
-        } else {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) norm[j] = np[(j < 4 ? 0 : 64) + (j & 3)];
-        }
+  // Fold a finished tile into the running minima, codes ascending, strict `<`.
+  auto fold = [&](int tile) {
+    const int code0 = tile * kVqTileCodes;
+    T norm[8];
+    if (code0 + kVqTileCodes <= codes_n) {  // a whole tile
+      const T* np = norms + code0 + tx * 4;
+      if constexpr (sizeof(T) == 4) {  // two 16-byte loads (the host checks the alignment)
+        const float4 lo = *reinterpret_cast<const float4*>(np);
+        const float4 hi = *reinterpret_cast<const float4*>(np + 64);
+        norm[0] = lo.x, norm[1] = lo.y, norm[2] = lo.z, norm[3] = lo.w;
+        norm[4] = hi.x, norm[5] = hi.y, norm[6] = hi.z, norm[7] = hi.w;
       } else {
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int k = code0 + vq_tile_offset(tx, j);
-          norm[j] = k < codes_n ? norms[k] : vq_infinity<T>();
-        }
+        for (int j = 0; j < 8; ++j) norm[j] = np[(j < 4 ? 0 : 64) + (j & 3)];
       }
+    } else {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const int k = code0 + vq_tile_offset(tx, j);
+        norm[j] = k < codes_n ? norms[k] : vq_infinity<T>();
+      }
+    }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const T s = vq_score(norm[j], acc[i][j]);
-          if (s < best[i]) {
-            best[i] = s;
-            best_k[i] = k;
+    for (int j = 0; j < 8; ++j) {
+      const int k = code0 + vq_tile_offset(tx, j);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const T s = vq_score(norm[j], acc[i][j]);
+        if (s < best[i]) {
+          best[i] = s;
+          best_k[i] = k;
+        }
+      }
+    }
+  };
+
+  if (first_tile < last_tile) {
+    // Prologue: slice 0 of the first tile into buffer 0.
+    {
+      T z_next[4], e_next[4];
+      vq_load_slice<T, Load>(zp, 0, limit, z_next);
+      vq_load_slice<T, Load>(code_row(first_tile), 0, limit, e_next);
+      vq_store_slice(smem + store0, z_next);
+      vq_store_slice(smem + kVqSlice + store0, e_next);
+      __syncthreads();
+    }
+    // Where this thread reads (rows ty·4…, codes tx·4… of buffer 0) and stores.
+    const T* __restrict__ zr = smem + vq_read_word(ty, 0, 0);
+    const T* __restrict__ er = smem + kVqSlice + vq_read_word(tx, 0, 0);
+    T* __restrict__ zw = smem + store0;
+    const int slices = (depth + kVqTileDepth - 1) / kVqTileDepth;  // S ≥ 1
+    const T* __restrict__ ep = code_row(first_tile);
+
+    if (slices % 2 == 0) {
+      // Even S: every tile starts in buffer 0 and slice s lies in buffer s % 2, so the
+      // inner loop, unrolled by two, reads and writes at fixed addresses.
+      for (int tile = first_tile; tile < last_tile; ++tile) {
+        const bool more = tile + 1 < last_tile;
+        vq_slice_step<true, T, Load>(zp, ep, kVqTileDepth, limit, zr, er, zw + kVqBuffer, true,
+                                     acc);
+        // Slices (1, 2), (3, 4), …, (S − 3, S − 2).
+        for (int ds = 2 * kVqTileDepth; ds < depth - kVqTileDepth; ds += 2 * kVqTileDepth) {
+          vq_slice_step<false, T, Load>(zp, ep, ds, limit, zr + kVqBuffer, er + kVqBuffer, zw,
+                                        true, acc);
+          vq_slice_step<false, T, Load>(zp, ep, ds + kVqTileDepth, limit, zr, er,
+                                        zw + kVqBuffer, true, acc);
+        }
+        // Slice S − 1 (buffer 1), prefetching slice 0 of the next tile into buffer 0. After
+        // the split's last tile this loads the last tile again, and drops it.
+        ep = code_row(more ? tile + 1 : tile);
+        vq_slice_step<false, T, Load>(zp, ep, 0, limit, zr + kVqBuffer, er + kVqBuffer, zw, more,
+                                      acc);
+        fold(tile);
+      }
+    } else {
+      // Odd S: the buffers alternate from tile to tile; `rd` is the one being multiplied.
+      int rd = 0;
+      if (slices == 1) {  // one slice per tile, prefetching slice 0 of the next tile
+        for (int tile = first_tile; tile < last_tile; ++tile) {
+          const bool more = tile + 1 < last_tile;
+          ep = code_row(more ? tile + 1 : tile);
+          vq_slice_step<true, T, Load>(zp, ep, 0, limit, zr + rd, er + rd,
+                                       zw + (kVqBuffer - rd), more, acc);
+          rd = kVqBuffer - rd;
+          fold(tile);
+        }
+      } else {
+        for (int tile = first_tile; tile < last_tile; ++tile) {
+          const bool more = tile + 1 < last_tile;
+          vq_slice_step<true, T, Load>(zp, ep, kVqTileDepth, limit, zr + rd, er + rd,
+                                       zw + (kVqBuffer - rd), true, acc);
+          rd = kVqBuffer - rd;
+          for (int ds = 2 * kVqTileDepth; ds < depth; ds += kVqTileDepth) {
+            vq_slice_step<false, T, Load>(zp, ep, ds, limit, zr + rd, er + rd,
+                                          zw + (kVqBuffer - rd), true, acc);
+            rd = kVqBuffer - rd;
           }
+          ep = code_row(more ? tile + 1 : tile);
+          vq_slice_step<false, T, Load>(zp, ep, 0, limit, zr + rd, er + rd,
+                                        zw + (kVqBuffer - rd), more, acc);
+          rd = kVqBuffer - rd;
+          fold(tile);
         }
       }
     }

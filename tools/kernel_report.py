@@ -14,7 +14,8 @@ instructions. Elements per iteration: bytes stored per output stream (distinct b
 of the STGs; loads when the loop stores nothing) over the size of the kernel's first template
 type. A count is static: every instruction of the loop body once, both sides of a branch.
 
-  tools/kernel-report                 print the table
+  tools/kernel-report                 print the table (and, under it, the fused argmin's
+                                      instructions per 8-deep slice: tools/vq_argmin_sass.py)
   tools/kernel-report --out FILE      also write it to FILE
   tools/kernel-report --check         exit 1 when a budget is broken (tools/test runs this)
 """
@@ -408,6 +409,12 @@ def main():
             f.write(t + "\n")
     if not args.quiet:
         print(t)
+        vq_sass = os.path.join(OUT_DIR, "vq.sass")
+        if os.path.exists(vq_sass):
+            import vq_argmin_sass  # the fused argmin's instructions per slice (docs/vq.md)
+            print("\nvq_argmin_tiled_kernel<float>: main loop per 8-deep slice "
+                  "(tools/vq_argmin_sass.py)\n")
+            print(vq_argmin_sass.table(vq_argmin_sass.kernels(open(vq_sass).read())) + "\n")
     failures, excused = check(rows)
     for e in excused:
         print("kernel-report: " + e)
