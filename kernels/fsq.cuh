@@ -9,14 +9,16 @@
 //   offset = 1/2 for even L, 0 for odd L
 //   shift  = atanh(offset / half)                      (so that b(0) = 0)
 //   b      = tanh(z + shift)·half − offset             ∈ (−h − ½, L − 1 − h + ½)
-//   r      = round-half-to-even(b)                     ∈ {−h, …, L − 1 − h}
-//   digit  = r + h                                     ∈ {0, …, L − 1}
-//   code   = r / h                                     ∈ [−1, 1]
+//   v      = round-half-to-even(b)                     ∈ {−h, …, L − 1 − h}  (the level)
+//   digit  = v + h                                     ∈ {0, …, L − 1}
+//   code   = v / h                                     ∈ [−1, 1]
 // The symmetric variant (every level set symmetric around 0, even L included):
-//   digit  = ⌊(L − 1)(tanh(z) + 1)/2 + ½⌋,  code = (2·digit − (L − 1)) / (L − 1)
+//   v = digit = ⌊(L − 1)(tanh(z) + 1)/2 + ½⌋,  code = (2v − (L − 1)) / (L − 1)
 // Both: index = Σ_c digit_c · basis_c with basis = (1, L_1, L_1·L_2, …); decoding inverts it,
-// digit_c = ⌊index / basis_c⌋ mod L_c. Every code is computed from its integer digit by one
-// correctly rounded division, so quantizing and decoding give bitwise-equal codes.
+// digit_c = ⌊index / basis_c⌋ mod L_c. Every code is the same function of its level (an
+// integer held exactly in T): one correctly rounded quotient, computed without a division
+// as q = n·(1/w) plus one FMA remainder and one FMA correction (fsq_divide), on every
+// backend, so the cpu backend, the kernels, quantizing and decoding give bitwise-equal codes.
 //
 // Backward: rounding passes the gradient straight through (its derivative is taken as 1),
 // so dL/dz = dL/dcode · d(b/h)/dz = dL/dcode · (half/h)·(1 − tanh²(z + shift)); for the
@@ -24,8 +26,18 @@
 //
 // Cost per element (float32): forward reads 4 bytes of z and writes 4 bytes of code, plus
 // 4 bytes of index per row of d elements; about 25 FLOPs (a tanh, a multiply-add, a round,
-// a division, an integer multiply-add). Backward reads 8 bytes and writes 4, about 20 FLOPs.
-// Memory-bound by a wide margin, so what matters is moving the bytes once, coalesced.
+// a clamp, a multiply and two FMA for the quotient, an integer multiply-add). Backward reads
+// 8 bytes and writes 4, about 20 FLOPs. Memory-bound by a wide margin, so what matters is
+// moving the bytes once, coalesced — and keeping the per-element instructions few enough
+// that issuing them never becomes the limit: the quantize kernel's channel loop is ≈ 36
+// sm_90 instructions per element (tools/kernel-report; budget 40). Of those, the accurate
+// tanhf is 15; the level 5 (shift, scale-and-offset, round, clamp); the code 3; the index 2;
+// the NaN filter 1; the tile load and store 2 and their padded slots 2; the per-channel
+// constants 3.5 (kernel parameters indexed by c, read in pairs of channels); the loop ≈ 3.
+// What keeps it there: the variant is a template parameter (no branch in the loop), every
+// constant is precomputed on the host in T (no conversions), the quotient needs no division
+// sequence, a NaN costs one add per element and one search per row, and the loop is
+// unrolled by 4 (the last d mod 4 channels run straight, ≈ 42 instructions each).
 //
 // Launch shape: one CUDA thread owns one row (one latent vector), which makes the index a
 // private sum and keeps every thread on the same channel c at the same time (the per-channel
@@ -285,7 +297,8 @@ __device__ __forceinline__ int fsq_tile_rows(std::int64_t row0, std::int64_t row
 // ---------------------------------------------------------------- kernels
 // z, codes: [rows, d] contiguous; indices: [rows] or nullptr (codes only). A NaN in z fails
 // the device-side check `nan_check` (kernels/check.cuh; a null word: unchecked) at its
-// element; ±Inf is a value like any other (it goes to the outermost level).
+// element; ±Inf is a value like any other (it goes to the outermost level). Symmetric: the
+// variant (the launcher picks the instance from k.symmetric).
 template <class T, bool Symmetric>
 __global__ void __launch_bounds__(kFsqTileRows)
     fsq_quantize_kernel(FsqConstants<T> k, const T* z, T* codes, std::int32_t* indices,
