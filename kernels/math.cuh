@@ -37,6 +37,8 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_rint(float x) { return ::rintf(
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_rint(double x) { return ::rint(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_floor(float x) { return ::floorf(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_floor(double x) { return ::floor(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_fma(double a, double b, double c) { return ::fma(a, b, c); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_abs(float x) { return ::fabsf(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_abs(double x) { return ::fabs(x); }
 

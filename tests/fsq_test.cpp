@@ -11,12 +11,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "cli_util.h"
+#include "kernels/fsq.cuh"
 #include "latent/latent.h"
 #include "tests/op_harness.h"
 #include "tests/synthetic_data.h"
@@ -317,6 +320,48 @@ TEST(FsqQuantize, ZeroExtremesAndNaN) {
   }
 }
 
+TEST(FsqQuantize, NaNIsNamedAtItsElementInBothVariants) {
+  // The kernel finds a row's first NaN once per row (the row's sum is NaN); rows holding +Inf
+  // and −Inf sum to NaN too and must pass. Rows of 5 channels: the unrolled channel loop and
+  // its remainder. The first NaN is element 7 (row 1, channel 2), after a NaN-free row of
+  // ±Inf, with more NaN later in its row and in the next.
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> values = {inf, -inf, 0.5, -1e30, 1e30,   // row 0: no NaN
+                                      0.0, 1.0, NAN, -2.0, NAN,      // row 1: channels 2, 4
+                                      NAN, 0.25, 0.5, 0.75, 1.0};    // row 2: channel 0
+  const Levels levels = {7, 5, 8, 3, 2};
+  for (const Device device : test::devices()) {
+    for (const bool symmetric : {false, true}) {
+      for (const DType dtype : {DType::f32, DType::f64}) {
+        SCOPED_TRACE(device.str() + (symmetric ? " symmetric " : " ") + dtype_name(dtype));
+        const Tensor z = from_vector<double>(values, {3, 5}).to(dtype).to(device);
+        EXPECT_LATENT_ERROR(fsq_quantize(z, levels, with_symmetric(symmetric)), "fsq_quantize",
+                            "z [3, 5]", "NaN at element 7");
+        // The last NaN alone (channel 0 of its row, the unrolled part) and the one in the
+        // remainder (channel 4).
+        std::vector<double> one = values;
+        one[7] = one[9] = 0.0;
+        EXPECT_LATENT_ERROR(
+            fsq_quantize(from_vector<double>(one, {3, 5}).to(dtype).to(device), levels,
+                         with_symmetric(symmetric)),
+            "NaN at element 10");
+        one[10] = 0.0;
+        one[9] = NAN;
+        EXPECT_LATENT_ERROR(
+            fsq_quantize(from_vector<double>(one, {3, 5}).to(dtype).to(device), levels,
+                         with_symmetric(symmetric)),
+            "NaN at element 9");
+        // ±Inf in one row is no NaN.
+        const Tensor no_nan = from_vector<double>({inf, -inf, 0.5, -inf, inf}, {1, 5}).to(dtype);
+        const FsqOutput q = fsq_quantize(no_nan.to(device), levels, with_symmetric(symmetric));
+        const FsqOutput ref = fsq_quantize(no_nan, levels, with_symmetric(symmetric));
+        EXPECT_TRUE(identical(q.codes.to(Device::cpu()), ref.codes));
+        EXPECT_EQ(values_of(ref.codes)[1], -1.0);
+      }
+    }
+  }
+}
+
 TEST(FsqQuantize, CodesOffTheGridSnapToTheNearestLevelTiesToEven) {
   // L = 5 (h = 2): code·h = 0.5 → 0, 1.5 → 2, −0.5 → 0, −1.5 → −2, 0.3 → 1 … as rint does.
   OpCase c;
@@ -515,6 +560,107 @@ TEST(FsqBackends, RunsAreBitwiseRepeatable) {
     const FsqOutput a = fsq_quantize(z, {7, 5, 5, 5, 5}), b = fsq_quantize(z, {7, 5, 5, 5, 5});
     EXPECT_TRUE(identical(a.codes, b.codes)) << device.str();
     EXPECT_TRUE(identical(a.indices, b.indices)) << device.str();
+  }
+}
+
+// ------------------------------------------------------------------ the code's division
+// kernels/fsq.cuh computes a code n / w as q = n·(1/w), then one FMA remainder and one FMA
+// correction (Markstein), on every backend. It must be the IEEE quotient, bit for bit.
+
+template <class T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+template <class T>
+void expect_divide_is_the_quotient(std::int64_t w, std::int64_t n, int* failures) {
+  const T wt = static_cast<T>(w), nt = static_cast<T>(n);
+  const T got = kernels::fsq_divide(nt, wt, T(1) / wt);
+  const T want = nt / wt;
+  if (!same_bits(got, want) && ++*failures <= 10)
+    ADD_FAILURE() << "w " << w << " n " << n << ": " << got << " != " << want;
+}
+
+TEST(FsqDivision, ReciprocalAndOneCorrectionIsTheQuotientForEveryLevelCount) {
+  // Every denominator of L ≤ 4096 (h = ⌊L/2⌋ and L − 1 are both ≤ 4095) with every numerator
+  // of its codes (standard v ∈ [−h, h], symmetric 2·digit − (L − 1) ∈ [−(L − 1), L − 1]).
+  int failures = 0;
+  for (std::int64_t w = 1; w <= 4095; ++w) {
+    for (std::int64_t n = -w; n <= w; ++n) {
+      expect_divide_is_the_quotient<float>(w, n, &failures);
+      expect_divide_is_the_quotient<double>(w, n, &failures);
+    }
+  }
+  // Random large denominators up to 2^31 − 1, numerators across the range and at its ends.
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    const std::int64_t w = std::uniform_int_distribution<std::int64_t>(4096, (1ll << 31) - 1)(rng);
+    const std::int64_t n = std::uniform_int_distribution<std::int64_t>(-w, w)(rng);
+    for (const std::int64_t m : {n, -w, w, -w + 1, w - 1, std::int64_t{0}}) {
+      expect_divide_is_the_quotient<float>(w, m, &failures);
+      expect_divide_is_the_quotient<double>(w, m, &failures);
+    }
+  }
+  EXPECT_EQ(failures, 0);
+}
+
+template <class T>
+void expect_codes_are_integer_quotients(std::int64_t L, bool symmetric, int* failures) {
+  const auto k = kernels::fsq_constants<T>({L}, symmetric);
+  const std::int64_t h = L / 2, top = L - 1;
+  for (std::int64_t digit = 0; digit < L; ++digit) {
+    // The formula before the reciprocal: an exact integer over an exact integer, one division.
+    const T want = symmetric ? static_cast<T>(2 * digit - top) / static_cast<T>(top)
+                             : static_cast<T>(digit - h) / static_cast<T>(h);
+    const T got = kernels::fsq_code(k, 0, static_cast<std::int32_t>(digit));
+    if (!same_bits(got, want) && ++*failures <= 10)
+      ADD_FAILURE() << "L " << L << (symmetric ? " symmetric" : "") << " digit " << digit << ": "
+                    << got << " != " << want;
+  }
+  // The lowest code is exactly −1; the highest exactly +1 (symmetric, or odd L) or (h − 1)/h
+  // (standard, even L); the centre of the standard variant exactly +0.
+  const T low = kernels::fsq_code(k, 0, 0);
+  const T high = kernels::fsq_code(k, 0, static_cast<std::int32_t>(top));
+  const bool ends_ok =
+      same_bits(low, T(-1)) &&
+      same_bits(high, symmetric || L % 2 == 1 ? T(1) : static_cast<T>(h - 1) / static_cast<T>(h)) &&
+      (symmetric || same_bits(kernels::fsq_code(k, 0, static_cast<std::int32_t>(h)), T(0)));
+  if (!ends_ok && ++*failures <= 10)
+    ADD_FAILURE() << "L " << L << (symmetric ? " symmetric" : "") << ": ends " << low << ", " << high;
+}
+
+TEST(FsqDivision, CodesOfEveryDigitAreTheIntegerQuotientsUpTo4096Levels) {
+  int failures = 0;
+  for (std::int64_t L = 2; L <= 4096; ++L) {
+    for (const bool symmetric : {false, true}) {
+      expect_codes_are_integer_quotients<float>(L, symmetric, &failures);
+      expect_codes_are_integer_quotients<double>(L, symmetric, &failures);
+    }
+  }
+  EXPECT_EQ(failures, 0);
+}
+
+TEST(FsqDivision, QuantizeAndDecodeGiveBitwiseEqualCodesAtLargeLevelCounts) {
+  // Level counts where the float clamp and the float numerator of the symmetric variant are
+  // exercised: the code quantizing writes is the code decoding its index gives, on every
+  // device, for both variants.
+  Generator gen(5);
+  for (const Levels& levels : {Levels{4096, 3}, Levels{2001, 1001}, Levels{65537, 2}}) {
+    for (const bool symmetric : {false, true}) {
+      for (const DType dtype : {DType::f32, DType::f64}) {
+        const Tensor z = mul(randn({4099, 2}, gen, dtype), 3.0);
+        const FsqOutput ref = fsq_quantize(z, levels, with_symmetric(symmetric));
+        for (const Device device : devices()) {
+          SCOPED_TRACE(levels_str(levels, symmetric, dtype) + " " + device.str());
+          const FsqOutput q = fsq_quantize(z.to(device), levels, with_symmetric(symmetric));
+          const Tensor decoded =
+              fsq_indices_to_codes(q.indices, levels, with_symmetric(symmetric), dtype);
+          EXPECT_TRUE(identical(q.codes, decoded));
+          EXPECT_TRUE(identical(q.codes.to(Device::cpu()), ref.codes));
+          EXPECT_TRUE(identical(q.indices.to(Device::cpu()), ref.indices));
+        }
+      }
+    }
   }
 }
 

@@ -36,9 +36,15 @@ void fsq_quantize(const Tensor& z, const Tensor& codes, const Tensor& indices,
     const std::int64_t rows = z.numel() / k.dims;
     const bool vectorized = aligned16(z.data_ptr()) && aligned16(codes.data_ptr());
     std::int32_t* index_out = indices.defined() ? ptr<std::int32_t>(indices) : nullptr;
-    LATENT_LAUNCH(kernels::fsq_quantize_kernel<T>, tile_grid(rows), block(),
-                  kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z), ptr<T>(codes),
-                  index_out, rows, vectorized, nan_check);
+    if (options.symmetric) {
+      LATENT_LAUNCH((kernels::fsq_quantize_kernel<T, true>), tile_grid(rows), block(),
+                    kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z),
+                    ptr<T>(codes), index_out, rows, vectorized, nan_check);
+    } else {
+      LATENT_LAUNCH((kernels::fsq_quantize_kernel<T, false>), tile_grid(rows), block(),
+                    kernels::fsq_tile_bytes<T>(k.dims), stream(), k, ptr<const T>(z),
+                    ptr<T>(codes), index_out, rows, vectorized, nan_check);
+    }
   });
   if (nan_message) after_check();
 }
