@@ -60,6 +60,7 @@
 #include <cstdint>
 
 #include "kernels/device.cuh"
+#include "kernels/divmod.cuh"
 #include "kernels/grid.cuh"
 
 namespace latent::kernels {
@@ -598,17 +599,22 @@ __global__ void vq_winner_distance_kernel(const T* __restrict__ z, const T* __re
 }
 
 // ---------------------------------------------------------------- the snap: z_q = E[idx]
-// out[i, :] = codes[indices[i], :]. Grid-stride over the N·D outputs; indices were validated
-// on the host. Bytes: 2·N·D elements + N indices; no FLOPs.
+// out[i, :] = codes[indices[i], :]. Grid-stride over the N·D outputs (`depth` divides by
+// D). An index outside [0, K), which the op's device-side check reports, gives a row of NaN
+// instead of a read outside the codebook. Bytes: 2·N·D elements + N indices; no FLOPs.
 template <class T>
 __global__ void vq_gather_kernel(const T* __restrict__ codes,
                                  const std::int32_t* __restrict__ indices, std::int64_t N,
-                                 std::int64_t D, T* __restrict__ out) {
+                                 std::int64_t K, FastDivmod depth, T* __restrict__ out) {
+  const std::int64_t D = depth.divisor;
   const std::int64_t total = N * D;
   for (std::int64_t e = grid_stride_begin();
        e < total; e += grid_stride_step()) {
-    const std::int64_t i = e / D, d = e - i * D;
-    out[e] = codes[static_cast<std::int64_t>(indices[i]) * D + d];
+    std::int64_t i, d;
+    depth.divmod(e, i, d);
+    const std::int32_t k = indices[i];
+    out[e] = k >= 0 && k < K ? codes[static_cast<std::int64_t>(k) * D + d]
+                             : static_cast<T>(NAN);
   }
 }
 

@@ -53,6 +53,7 @@
 
 #include "kernels/check.cuh"
 #include "kernels/device.cuh"
+#include "kernels/divmod.cuh"
 #include "kernels/grid.cuh"
 #include "kernels/philox.cuh"
 #include "kernels/reduce.cuh"
@@ -236,21 +237,25 @@ __global__ void vq_iota_kernel(I* __restrict__ order, std::int64_t N) {
 // One thread per (piece, d). keys: the codes in ascending order (stable), order: the row of
 // each sorted position. A run wholly inside the piece is final: sums[k, d]. A run that
 // crosses the piece's start or end is partial: first_part[piece, d] when it covers the
-// piece's first position, else last_part[piece, d].
+// piece's first position, else last_part[piece, d]. A key outside [0, K) (an index the
+// op's device-side check reports) writes nothing. `depth` divides by D.
 template <class T>
 __global__ void vq_stats_pieces_kernel(const T* __restrict__ z,
                                        const std::int32_t* __restrict__ keys,
                                        const std::int32_t* __restrict__ order, std::int64_t N,
-                                       std::int64_t D, T* __restrict__ sums,
+                                       std::int64_t K, FastDivmod depth, T* __restrict__ sums,
                                        T* __restrict__ first_part, T* __restrict__ last_part) {
+  const std::int64_t D = depth.divisor;
   const std::int64_t pieces = (N + kVqPiece - 1) / kVqPiece;
   for (std::int64_t item = grid_stride_begin(); item < pieces * D; item += grid_stride_step()) {
-    const std::int64_t p = item / D, d = item - p * D;
+    std::int64_t p, d;
+    depth.divmod(item, p, d);
     const std::int64_t begin = p * kVqPiece;
     const std::int64_t end = begin + kVqPiece < N ? begin + kVqPiece : N;
     auto flush = [&](std::int32_t code, std::int64_t run_begin, std::int64_t run_end, T acc) {
       const bool starts_before = run_begin == begin && begin > 0 && keys[begin - 1] == code;
       const bool continues = run_end == end && end < N && keys[end] == code;
+      if (code < 0 || code >= K) return;
       if (!starts_before && !continues) {
         sums[static_cast<std::int64_t>(code) * D + d] = acc;
       } else if (run_begin == begin) {
@@ -297,13 +302,15 @@ template <class T>
 __global__ void vq_stats_segments_finish_kernel(const std::int32_t* __restrict__ bounds,
                                                 const T* __restrict__ first_part,
                                                 const T* __restrict__ last_part, std::int64_t K,
-                                                std::int64_t D, T* __restrict__ sums,
+                                                FastDivmod depth, T* __restrict__ sums,
                                                 std::int32_t* __restrict__ counts) {
+  const std::int64_t D = depth.divisor;
   for (std::int64_t item = grid_stride_begin(); item < K * D; item += grid_stride_step()) {
-    const std::int64_t k = item / D, d = item - k * D;
+    std::int64_t k, d;
+    depth.divmod(item, k, d);
     const std::int64_t lo = bounds[k], hi = bounds[k + 1];
     if (d == 0) counts[k] = static_cast<std::int32_t>(hi - lo);
-    if (hi == lo) {
+    if (hi <= lo) {  // (hi < lo only when invalid keys spoilt the order: reported anyway)
       sums[item] = T(0);
       continue;
     }
@@ -320,10 +327,12 @@ __global__ void vq_stats_segments_finish_kernel(const std::int32_t* __restrict__
 template <class T>
 __global__ void vq_stats_atomic_kernel(const T* __restrict__ z,
                                        const std::int32_t* __restrict__ indices, std::int64_t N,
-                                       std::int64_t K, std::int64_t D, T* __restrict__ sums,
+                                       std::int64_t K, FastDivmod depth, T* __restrict__ sums,
                                        std::int32_t* __restrict__ counts) {
+  const std::int64_t D = depth.divisor;
   for (std::int64_t e = grid_stride_begin(); e < N * D; e += grid_stride_step()) {
-    const std::int64_t i = e / D, d = e - i * D;
+    std::int64_t i, d;
+    depth.divmod(e, i, d);
     const std::int32_t k = indices[i];
     if (k < 0 || k >= K) continue;
     atomicAdd(&sums[static_cast<std::int64_t>(k) * D + d], z[e]);
@@ -369,8 +378,9 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
                                        const T* __restrict__ sums,
                                        const T* __restrict__ ema_count,
                                        const T* __restrict__ total, std::int64_t K,
-                                       std::int64_t D, T keep, T take, T epsilon, bool vec4,
+                                       FastDivmod depth, T keep, T take, T epsilon, bool vec4,
                                        CheckSite sum_check) {
+  const std::int64_t D = depth.divisor;
   const T n = *total;
   const T scale = n > T(0) ? n / (n + static_cast<T>(K) * epsilon) : T(1);
   const std::int64_t KD = K * D;
@@ -380,7 +390,7 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
       auto* mv = reinterpret_cast<float4*>(ema_sum);
       const auto* sv = reinterpret_cast<const float4*>(sums);
       for (std::int64_t p = grid_stride_begin(); p < KD / 4; p += grid_stride_step()) {
-        const std::int64_t k = (p * 4) / D;
+        const std::int64_t k = depth.div(p * 4);
         const T smoothed = (ema_count[k] + epsilon) * scale;
         const float4 old_m = mv[p], batch = sv[p];
         float4 m, e;
@@ -404,7 +414,7 @@ __global__ void vq_ema_codebook_kernel(T* __restrict__ codebook, T* __restrict__
     }
   }
   for (std::int64_t e = grid_stride_begin(); e < KD; e += grid_stride_step()) {
-    const T smoothed = (ema_count[e / D] + epsilon) * scale;
+    const T smoothed = (ema_count[depth.div(e)] + epsilon) * scale;
     const T m = vq_ema_element(codebook, ema_sum, sums, e, keep, take, smoothed);
     if (!is_finite_value(m)) check_fail(sum_check, e);
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/divmod.cuh"
 #include "kernels/philox_normal.cuh"
 #include "cli_util.h"
 #include "latent/latent.h"
@@ -139,6 +140,34 @@ TEST_F(ReparamForward, CudaMatchesCpu) {
       c.tolerance = per_dtype(near(tol, tol), near(tol, tol));
       c.cost = cases::reparam_kl_forward(shape[0], shape_numel(shape) / shape[0], dtype);
       EXPECT_TRUE(check_op(c));
+    }
+  }
+}
+
+// The tile → (row, chunk) split divides by a multiply and a shift (kernels/divmod.cuh):
+// the same quotient and remainder as integer division, for divisors and numerators from 1
+// to 2^63 − 1, the edges around every multiple included.
+TEST(ReparamTiles, MagicDivisionIsIntegerDivision) {
+  Generator gen(5);
+  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int64_t> divisors = {1, 2, 3, 5, 7, 8, 641, 8191, 8192, 65535, 65536,
+                                        (std::int64_t{1} << 31) - 1, std::int64_t{1} << 31,
+                                        (std::int64_t{1} << 32) + 1, max / 3, max - 1, max};
+  const std::vector<double> u = uniform({400}, 0.0, 62.0, gen, DType::f64).to_vector<double>();
+  for (double e : u) divisors.push_back(std::max<std::int64_t>(1, static_cast<std::int64_t>(std::exp2(e))));
+  const std::vector<double> v = uniform({64}, 0.0, 62.9, gen, DType::f64).to_vector<double>();
+  for (const std::int64_t d : divisors) {
+    const kernels::FastDivmod magic(d);
+    std::vector<std::int64_t> numerators = {0, 1, d - 1, d, max, max - 1, max - d + 1};
+    for (std::int64_t k : {std::int64_t{2}, std::int64_t{3}, std::int64_t{1000}})
+      if (d <= max / k) numerators.insert(numerators.end(), {k * d - 1, k * d, k * d + 1});
+    for (double e : v) numerators.push_back(static_cast<std::int64_t>(std::exp2(e)) - 1);
+    for (const std::int64_t n : numerators) {
+      if (n < 0) continue;
+      std::int64_t q = 0, r = 0;
+      magic.divmod(n, q, r);
+      ASSERT_EQ(q, n / d) << n << " / " << d;
+      ASSERT_EQ(r, n % d) << n << " % " << d;
     }
   }
 }

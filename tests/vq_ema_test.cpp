@@ -638,6 +638,65 @@ TEST_F(VqEma, LastRevivalIsTheLatestUpdateThatRevivedCodes) {
   }
 }
 
+// A run saved after step 3 and resumed logs, from step 4 on, the "revived" metric and the
+// last revival of the run that went straight through: both are in the checkpoint.
+TEST_F(VqEma, ResumedVqVaeLogsTheRevivalsOfTheUninterruptedRun) {
+  for (Device device : devices()) {
+    Generator data(30);
+    std::vector<Tensor> batches;
+    for (int step = 0; step <= 7; ++step) batches.push_back(rand({6, 1, 28, 28}, data).to(device));
+    struct Run {
+      std::shared_ptr<models::VqVae> model;
+      std::unique_ptr<optim::AdamW> optimizer;
+    };
+    auto make = [&](std::uint64_t seed) {
+      Generator gen(seed);
+      Run run;
+      run.model = std::make_shared<models::VqVae>(tiny_config(true, 1.0, false), gen);
+      run.model->to(device);
+      run.optimizer = std::make_unique<optim::AdamW>(run.model->parameters(), 1e-2);
+      return run;
+    };
+    // Steps [first, last]; returns each step's "revived" metric.
+    auto train = [&](Run& run, int first, int last) {
+      std::vector<double> revived;
+      for (int step = first; step <= last; ++step) {
+        models::TrainableModel::StepOutput out = run.model->training_step(batches[step], step);
+        revived.push_back(out.metrics.at("revived")());
+        run.optimizer->zero_grad();
+        out.loss.backward();
+        run.optimizer->step();
+        run.model->after_step(batches[step], step);
+      }
+      return revived;
+    };
+    Run straight = make(29);
+    std::vector<std::string> revival_buffers;
+    for (const auto& [name, t] : straight.model->named_buffers())
+      if (name.rfind("last_reviv", 0) == 0) revival_buffers.push_back(name);
+    EXPECT_EQ(revival_buffers,
+              (std::vector<std::string>{"last_revived", "last_revival_step",
+                                        "last_revival_count_before", "last_revival_count_after",
+                                        "last_revival_mask"}));
+    const std::vector<double> all = train(straight, 0, 7);
+    Run first = make(29);
+    train(first, 0, 3);
+    Run resumed = make(77);  // another initialization: everything must come from the state
+    resumed.model->load_state_dict(first.model->state_dict());
+    resumed.optimizer->load_state_dict(first.optimizer->state_dict());
+    const std::vector<double> tail = train(resumed, 4, 7);
+    ASSERT_EQ(tail, std::vector<double>(all.begin() + 4, all.end())) << device.str();
+    EXPECT_GT(all[4], 0.0) << "update 3 revived nothing; the test needs a revival just before "
+                              "the save";
+    const models::VqVae::Revival a = straight.model->last_revival(), b = resumed.model->last_revival();
+    EXPECT_GE(a.step, 3) << device.str();
+    EXPECT_EQ(a.step, b.step) << device.str();
+    EXPECT_EQ(a.count_before, b.count_before) << device.str();
+    EXPECT_EQ(a.count_after, b.count_after) << device.str();
+    EXPECT_EQ(a.revived_mask, b.revived_mask) << device.str();
+  }
+}
+
 // ------------------------------------------------------------------ the CLI
 #ifdef LATENT_CLI_PATH
 

@@ -122,6 +122,8 @@ TEST_F(Vq, ArgminMatchesFloat64BruteForceOverAwkwardSizes) {
       {1, 1, 1},     {1, 7, 3},      {5, 1, 4},      {3, 300, 2},   // N = 1, K = 1, K > N
       {64, 20, 1},   {33, 17, 5},    {130, 129, 7},  {257, 300, 37}, // D = 1, D % 4 ≠ 0, tile edges
       {100, 64, 16}, {20000, 48, 12},                                 // D % 4 = 0 (float4), large N
+      // Slices per tile S = ⌈D/8⌉: even (two slices per inner pass), odd ≥ 3, with a partial one.
+      {150, 140, 64}, {70, 130, 40},  {50, 200, 24},  {40, 130, 256}, {33, 129, 36},
       cases::vq_argmin_bench_suite(false).front()};                   // bench/vq_bench's smallest
   for (const Case& c : list) {
     for (DType dtype : {DType::f32, DType::f64}) {

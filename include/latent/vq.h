@@ -252,11 +252,14 @@ class VqVae : public TrainableModel {
   std::shared_ptr<VectorQuantizer> quantizer_;
   std::shared_ptr<Decoder> decoder_;
   Tensor pending_z_, pending_indices_;  // the last training batch, for after_step
-  Tensor last_revived_;                 // float64 scalar: codes revived by the last update
-  // The last revival, on the device: each update blends its report in with weight 1 when it
-  // revived a code and 0 when it did not (exact: products with 0 and 1 round to nothing).
-  Tensor revival_step_;                 // float64 scalar, −1 before any revival
-  Tensor revival_before_, revival_after_, revival_mask_;  // [K]; the mask as float64
+  // With dead-code revival, buffers (saved in checkpoints): the codes revived by the last
+  // update, and the last update that revived any. Each update blends its report in with
+  // weight 1 when it revived a code and 0 when it did not (exact: products with 0 and 1 round
+  // to nothing), on the device.
+  Tensor last_revived_;                 // int32 scalar
+  Tensor revival_step_;                 // int32 scalar, −1 before any revival
+  Tensor revival_before_, revival_after_;  // [K], the EMA counts' dtype
+  Tensor revival_mask_;                 // int32 [K]
 };
 
 }  // namespace models

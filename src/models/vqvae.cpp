@@ -171,6 +171,16 @@ VqVae::VqVae(const VqVaeConfig& c, Generator& gen) : TrainableModel("VqVae"), co
   encoder_ = register_module("encoder", std::make_shared<Encoder>(config_.net, gen));
   quantizer_ = register_module("quantizer", std::make_shared<VectorQuantizer>(c.quantizer, gen));
   decoder_ = register_module("decoder", std::make_shared<Decoder>(config_.net, gen));
+  if (c.quantizer.ema && c.quantizer.dead_code_threshold > 0) {
+    // Everything the "revived" metric and the usage picture read is a buffer, so a resumed
+    // run logs what the uninterrupted one does.
+    const Shape K{c.quantizer.codebook_size};
+    last_revived_ = register_buffer("last_revived", scalar_tensor(0.0, DType::i32));
+    revival_step_ = register_buffer("last_revival_step", scalar_tensor(-1.0, DType::i32));
+    revival_before_ = register_buffer("last_revival_count_before", zeros(K));
+    revival_after_ = register_buffer("last_revival_count_after", zeros(K));
+    revival_mask_ = register_buffer("last_revival_mask", zeros(K, DType::i32));
+  }
 }
 
 Tensor VqVae::encode_rows(const Tensor& images) {
@@ -219,8 +229,7 @@ TrainableModel::StepOutput VqVae::training_step(const Tensor& images, std::int64
     out.metrics["dead_codes"] = [ema_count, threshold] {
       return static_cast<double>(count_below(host_doubles(ema_count), threshold));
     };
-    const Tensor revived = last_revived_;
-    out.metrics["revived"] = revived.defined() ? deferred_item(revived) : [] { return 0.0; };
+    out.metrics["revived"] = deferred_item(last_revived_.clone());
   }
   return out;
 }
@@ -229,30 +238,24 @@ void VqVae::after_step(const Tensor&, std::int64_t step) {
   if (!pending_indices_.defined()) return;
   const VectorQuantizer::UpdateReport report =
       quantizer_->update(pending_z_, pending_indices_, step);
-  last_revived_ = report.revived;
-  if (report.revived.defined()) record_revival(report, step);
+  if (report.revived.defined() && last_revived_.defined()) record_revival(report, step);
   pending_z_ = Tensor();
   pending_indices_ = Tensor();
 }
 
 void VqVae::record_revival(const VectorQuantizer::UpdateReport& report, std::int64_t step) {
   NoGradGuard no_grad;
-  const Tensor& counts = report.count_after;
-  if (!revival_step_.defined() || revival_step_.device() != counts.device() ||
-      revival_before_.dtype() != counts.dtype()) {
-    const Shape K{counts.numel()};
-    revival_step_ = scalar_tensor(-1.0, DType::f64, counts.device());
-    revival_before_ = zeros(K, counts.dtype(), counts.device());
-    revival_after_ = zeros(K, counts.dtype(), counts.device());
-    revival_mask_ = zeros(K, DType::f64, counts.device());
-  }
+  // The buffers are overwritten in place (copy_ converts to their dtype): a metric or a
+  // checkpoint that holds them took a copy.
+  last_revived_.copy_(report.revived);
   // any = 1 when this update revived a code, else 0: the new state is the report or the old.
   const Tensor any = clamp(report.revived, 0.0, 1.0);
-  const Tensor any_counts = any.to(counts.dtype());
-  revival_step_ = select(any, mul(any, static_cast<double>(step)), revival_step_);
-  revival_before_ = select(any_counts, report.count_before, revival_before_);
-  revival_after_ = select(any_counts, report.count_after, revival_after_);
-  revival_mask_ = select(any, report.revived_mask.to(DType::f64), revival_mask_);
+  const Tensor any_counts = any.to(report.count_after.dtype());
+  revival_step_.copy_(
+      select(any, mul(any, static_cast<double>(step)), revival_step_.to(DType::f64)));
+  revival_before_.copy_(select(any_counts, report.count_before, revival_before_));
+  revival_after_.copy_(select(any_counts, report.count_after, revival_after_));
+  revival_mask_.copy_(select(any, report.revived_mask.to(DType::f64), revival_mask_.to(DType::f64)));
 }
 
 VqVae::Revival VqVae::last_revival() const {
@@ -262,7 +265,7 @@ VqVae::Revival VqVae::last_revival() const {
   if (r.step < 0) return r;
   r.count_before = host_doubles(revival_before_);
   r.count_after = host_doubles(revival_after_);
-  for (double m : host_doubles(revival_mask_)) r.revived_mask.push_back(static_cast<std::int32_t>(m));
+  r.revived_mask = revival_mask_.to_vector<std::int32_t>();
   return r;
 }
 

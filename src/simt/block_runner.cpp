@@ -254,7 +254,19 @@ void BlockRunner::start_carriers() {
                                                                     &os_stack_size_);
 #endif
                                     scheduler_ = std::move(scheduler);
+#if LATENT_SIMT_ASAN
+                                    try {
+                                      carrier_loop();
+                                    } catch (const boost::context::detail::forced_unwind&) {
+                                      // Unwound by release_fibers: announce the way back to
+                                      // its stack, as the normal exit below does.
+                                      __sanitizer_start_switch_fiber(nullptr, os_stack_bottom_,
+                                                                     os_stack_size_);
+                                      throw;
+                                    }
+#else
                                     carrier_loop();
+#endif
 #if LATENT_SIMT_ASAN
                                     __sanitizer_start_switch_fiber(nullptr, os_stack_bottom_,
                                                                    os_stack_size_);
@@ -333,9 +345,18 @@ void BlockRunner::suspend(Lane& me) {
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(&fake_stack, os_stack_bottom_, os_stack_size_);
 #endif
-  scheduler_ = std::move(scheduler_).resume();
 #if LATENT_SIMT_ASAN
+  try {
+    scheduler_ = std::move(scheduler_).resume();
+  } catch (const boost::context::detail::forced_unwind&) {
+    // release_fibers unwinds this suspended thread: it arrives here on this stack, by an
+    // exception instead of a return.
+    __sanitizer_finish_switch_fiber(fake_stack, &os_stack_bottom_, &os_stack_size_);
+    throw;
+  }
   __sanitizer_finish_switch_fiber(fake_stack, &os_stack_bottom_, &os_stack_size_);
+#else
+  scheduler_ = std::move(scheduler_).resume();
 #endif
   enter_lane(me);
   // Back: the runner has set threadIdx and t_lane for this thread again.
@@ -591,7 +612,11 @@ void BlockRunner::release_fibers() {
       threadIdx = lane.index;
       // The unwinding runs the thread's own frames: under TSan, on its own fiber.
       enter_lane(lane);
+      // Under ASan the unwinding is a switch to the carrier's stack and back (suspend and
+      // start_carriers announce their halves).
+      before_switch_to(lane.stack);
       lane.fiber = boost::context::fiber{};  // unwinds the carrier's stack
+      after_switch_back();
 #if LATENT_SIMT_TSAN
       __tsan_release(&block_end_sync_);
 #endif

@@ -3,6 +3,7 @@
 // SIMT executor (docs/simt.md).
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/launch.h"
@@ -30,9 +31,21 @@ bool aligned16(const Tensor& t) {
 
 struct Launch {
   kernels::ReparamShape shape;
+  bool aligned = false;  // the kAligned instances: 16-byte vectors (kernels/vae.cuh)
   int threads = 32;
   dim3 grid;
 };
+
+// Calls body(std::bool_constant<aligned>{}): the aligned and the element-wise paths are
+// separate kernel instances, not a branch inside one loop.
+template <class Body>
+void with_alignment(bool aligned, Body&& body) {
+  if (aligned) {
+    body(std::true_type{});
+  } else {
+    body(std::false_type{});
+  }
+}
 
 // rows × row_length elements. With per_row = false (no KL involved) the whole tensor is one
 // row, which gives every tile full 16-byte groups whatever the latent shape.
@@ -48,10 +61,12 @@ Launch plan(const ReparamConfig& config, const Tensor& mu, bool per_row,
   s.row_length = mu.numel() / rows;
   s.chunk = std::min(kMaxChunk, (s.row_length + 3) / 4 * 4);
   s.chunks = (s.row_length + s.chunk - 1) / s.chunk;
+  s.by_chunks = kernels::FastDivmod(s.chunks);
   s.tiles = rows * s.chunks;
+  // Every tile starts at a multiple of 4 elements when the rows do (chunk is one).
   bool aligned = rows == 1 || s.row_length % 4 == 0;
   for (const Tensor* t : operands) aligned = aligned && aligned16(*t);
-  s.vectorized = aligned;
+  l.aligned = aligned;
   // One thread per group of 4 elements of a tile, rounded up to whole warps.
   const std::int64_t groups = s.chunk / 4;
   std::int64_t threads = 32;
@@ -84,15 +99,22 @@ void reparam_kl_forward(const ReparamConfig& config, const Tensor& mu, const Ten
     using T = decltype(zero);
     const T* m = ptr<T>(mu);
     const T* lv = ptr<T>(logvar);
-    if (with_z && with_kl) {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, true>), l.grid, l.threads, 0, stream(), m, lv, ptr<T>(z), ptr<T>(kl), partial_ptr, mu_check, logvar_check, s);
-    } else if (with_z) {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, false>), l.grid, l.threads, 0, stream(), m, lv, ptr<T>(z), static_cast<T*>(nullptr), partial_ptr, mu_check, logvar_check,
-                    s);
-    } else {
-      LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, false, true>), l.grid, l.threads, 0, stream(), m, lv, static_cast<T*>(nullptr), ptr<T>(kl), partial_ptr, mu_check, logvar_check,
-                    s);
-    }
+    with_alignment(l.aligned, [&](auto aligned) {
+      constexpr bool kAligned = decltype(aligned)::value;
+      if (with_z && with_kl) {
+        LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, true, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, ptr<T>(z), ptr<T>(kl), partial_ptr,
+                      mu_check, logvar_check, s);
+      } else if (with_z) {
+        LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, true, false, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, ptr<T>(z), static_cast<T*>(nullptr),
+                      partial_ptr, mu_check, logvar_check, s);
+      } else {
+        LATENT_LAUNCH((kernels::reparam_kl_forward_kernel<T, false, true, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, static_cast<T*>(nullptr), ptr<T>(kl),
+                      partial_ptr, mu_check, logvar_check, s);
+      }
+    });
     if (with_kl && s.chunks > 1) {
       const std::int64_t rows = mu.size(0);
       LATENT_LAUNCH(kernels::kl_finish_kernel<T>, grid_for(rows), 256, 0, stream(),
@@ -118,15 +140,19 @@ void reparam_kl_backward(const ReparamConfig& config, const Tensor& mu, const Te
     const T* dkl = ptr<T>(dL_dkl);
     T* dmu = ptr<T>(dL_dmu);
     T* dlv = ptr<T>(dL_dlogvar);
-    if (has_dz && has_dkl) {
-      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, true>), l.grid, l.threads, 0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
-    } else if (has_dz) {
-      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, false>), l.grid, l.threads,
-                    0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
-    } else {
-      LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, false, true>), l.grid, l.threads,
-                    0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
-    }
+    with_alignment(l.aligned, [&](auto aligned) {
+      constexpr bool kAligned = decltype(aligned)::value;
+      if (has_dz && has_dkl) {
+        LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, true, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
+      } else if (has_dz) {
+        LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, true, false, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
+      } else {
+        LATENT_LAUNCH((kernels::reparam_kl_backward_kernel<T, false, true, kAligned>), l.grid,
+                      l.threads, 0, stream(), m, lv, dz, dkl, dmu, dlv, l.shape);
+      }
+    });
   });
 }
 

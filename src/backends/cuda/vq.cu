@@ -113,11 +113,13 @@ void sort_by_code(const Tensor& indices, std::int64_t K, const Tensor& keys,
   const std::int32_t* idx = ptr<std::int32_t>(indices);
   std::int32_t* key_out = ptr<std::int32_t>(keys);
   std::int32_t* row_out = ptr<std::int32_t>(order);
-  std::vector<std::int64_t> next(static_cast<std::size_t>(K) + 1, 0);
-  for (std::int64_t i = 0; i < N; ++i) ++next[static_cast<std::size_t>(idx[i]) + 1];
-  for (std::int64_t k = 0; k < K; ++k) next[k + 1] += next[k];
+  // An index outside [0, K) (the op's device-side check reports it) sorts after every code.
+  auto bucket = [K](std::int32_t k) { return k >= 0 && k < K ? std::int64_t{k} : K; };
+  std::vector<std::int64_t> next(static_cast<std::size_t>(K) + 2, 0);
+  for (std::int64_t i = 0; i < N; ++i) ++next[static_cast<std::size_t>(bucket(idx[i])) + 1];
+  for (std::int64_t k = 0; k <= K; ++k) next[k + 1] += next[k];
   for (std::int64_t i = 0; i < N; ++i) {
-    const std::int64_t pos = next[idx[i]]++;
+    const std::int64_t pos = next[bucket(idx[i])]++;
     key_out[pos] = idx[i];
     row_out[pos] = static_cast<std::int32_t>(i);
   }
@@ -239,7 +241,8 @@ void vq_gather(const Tensor& codebook, const Tensor& indices, const Tensor& out)
   dispatch_floating(codebook.dtype(), "vq_gather", [&](auto tag) {
     using T = decltype(tag);
     LATENT_LAUNCH(kernels::vq_gather_kernel<T>, grid_for(N * D), kThreads, 0, stream(),
-                  ptr<T>(codebook), ptr<std::int32_t>(indices), N, D, ptr<T>(out));
+                  ptr<T>(codebook), ptr<std::int32_t>(indices), N, codebook.size(0),
+                  kernels::FastDivmod(D), ptr<T>(out));
   });
 }
 
@@ -307,20 +310,21 @@ void vq_code_stats(const Tensor& z, const Tensor& indices, const Tensor& counts,
         Tensor last_part = empty({pieces, D}, z.dtype(), z.device());
         Tensor bounds = empty({K + 1}, DType::i32, z.device());
         LATENT_LAUNCH(kernels::vq_stats_pieces_kernel<T>, grid_for(pieces * D), kThreads, 0, stream(), ptr<T>(z), ptr<std::int32_t>(keys), ptr<std::int32_t>(order), N,
-                      D, ptr<T>(sums), ptr<T>(first_part), ptr<T>(last_part));
+                      K, kernels::FastDivmod(D), ptr<T>(sums), ptr<T>(first_part), ptr<T>(last_part));
         LATENT_LAUNCH(kernels::vq_segment_bounds_kernel<std::int32_t>, grid_for(K + 1),
                       kThreads, 0, stream(), ptr<std::int32_t>(keys), N, K,
                       ptr<std::int32_t>(bounds));
         LATENT_LAUNCH(kernels::vq_stats_segments_finish_kernel<T>, grid_for(K * D), kThreads,
                       0, stream(), ptr<std::int32_t>(bounds), ptr<T>(first_part),
-                      ptr<T>(last_part), K, D, ptr<T>(sums), ptr<std::int32_t>(counts));
+                      ptr<T>(last_part), K, kernels::FastDivmod(D), ptr<T>(sums),
+                      ptr<std::int32_t>(counts));
         break;
       }
       case VqStatsAlgorithm::atomic:
         zero_fill(counts);
         zero_fill(sums);
         LATENT_LAUNCH(kernels::vq_stats_atomic_kernel<T>, grid_for(N * D), kThreads, 0, stream(),
-                      ptr<T>(z), ptr<std::int32_t>(indices), N, K, D, ptr<T>(sums),
+                      ptr<T>(z), ptr<std::int32_t>(indices), N, K, kernels::FastDivmod(D), ptr<T>(sums),
                       ptr<std::int32_t>(counts));
         break;
     }
@@ -344,7 +348,7 @@ void vq_ema_update(const Tensor& codebook, const Tensor& ema_count, const Tensor
                       aligned16(ema_sum.data_ptr()) && aligned16(sums.data_ptr());
     LATENT_LAUNCH(kernels::vq_ema_codebook_kernel<T>, grid_for(vec4 ? K * D / 4 : K * D),
                   kThreads, 0, stream(), ptr<T>(codebook), ptr<T>(ema_sum), ptr<T>(sums),
-                  ptr<T>(ema_count), ptr<T>(total), K, D, static_cast<T>(decay),
+                  ptr<T>(ema_count), ptr<T>(total), K, kernels::FastDivmod(D), static_cast<T>(decay),
                   static_cast<T>(1.0 - decay), static_cast<T>(epsilon), vec4, sum_check);
   });
   if (count_message || sum_message) after_check();
