@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "tools/train/checkpoint.h"
 #include "tools/train/train.h"
 #include "latent/latent.h"
 #include "tests/op_harness.h"
@@ -313,7 +314,8 @@ TEST_F(CliTest, OutOfRangeNumbersAreErrorsNamingTheOptionAndValue) {
   const std::string data = " --data-dir " + (dir_ / "data").string() + " --out " +
                            (dir_ / "never").string();
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"train --seed -1", "--seed: must be a non-negative number, got '-1'"},
+      {"train --seed -1",
+       "--seed: must be a whole number from 0 to 18446744073709551615, got '-1'"},
       {"train --model vae --beta -1", "--beta: must be a non-negative number, got '-1'"},
       {"train --batch-size 99999999999999999999", "--batch-size: Value 99999999999999999999"},
       {"train --steps 4x", "--steps: Value 4x"},
@@ -358,6 +360,65 @@ TEST(TrainConfig, StrictJsonNamesTheKey) {
   EXPECT_LATENT_ERROR(train::config_from_json(edited("\"ema\":false", "\"ema\":0")),
                       "'ema' must be true or false");
   EXPECT_LATENT_ERROR(train::config_from_json("[1, 2]"), "expected a JSON object");
+}
+
+// The loader's state in a checkpoint's metadata reads back exactly or not at all: a negative
+// seed does not wrap into an unsigned one, a fraction is not truncated, a key is not optional.
+TEST_F(CliTest, CheckpointLoaderStateIsStrict) {
+  const std::string path = (dir_ / "edited.safetensors").string();
+  auto read_with_loader = [&](const std::string& loader) {
+    save_safetensors(path, {{"model.w", zeros({2})}},
+                     {{"format", "latent-checkpoint/1"}, {"model", "ae"},
+                      {"config", train::config_to_json(train::Config{})}, {"step", "3"},
+                      {"loader", loader}});
+    return train::read_checkpoint(path);
+  };
+  const train::Checkpoint c = read_with_loader(
+      R"({"seed":18446744073709551615,"epoch_offset":2,"epoch":1,"position":16,"dataset_size":64})");
+  EXPECT_EQ(c.loader.seed, 18446744073709551615ull);
+  EXPECT_EQ(c.loader.position, 16);
+  EXPECT_LATENT_ERROR(read_with_loader(
+      R"({"seed":-1,"epoch_offset":0,"epoch":0,"position":0,"dataset_size":64})"),
+                      "loader 'seed' must be a non-negative whole number, got -1");
+  EXPECT_LATENT_ERROR(read_with_loader(
+      R"({"seed":0,"epoch_offset":-1,"epoch":0,"position":0,"dataset_size":64})"),
+                      "loader 'epoch_offset'");
+  EXPECT_LATENT_ERROR(read_with_loader(
+      R"({"seed":0,"epoch_offset":0,"epoch":0.5,"position":0,"dataset_size":64})"),
+                      "loader 'epoch'", "0.5");
+  EXPECT_LATENT_ERROR(read_with_loader(
+      R"({"seed":0,"epoch_offset":0,"epoch":9223372036854775808,"position":0,"dataset_size":64})"),
+                      "loader 'epoch' is out of range");
+  EXPECT_LATENT_ERROR(read_with_loader(
+      R"({"seed":0,"epoch_offset":0,"epoch":0,"position":65,"dataset_size":64})"),
+                      "position 65 is past the dataset's 64 images");
+  EXPECT_LATENT_ERROR(read_with_loader(R"({"seed":0,"epoch_offset":0,"epoch":0,"position":0})"),
+                      "exactly the keys");
+}
+
+// Seeds are unsigned 64-bit whole numbers written out; --levels is whole numbers separated by
+// commas, none of them empty.
+TEST_F(CliTest, SeedsAndLevelsAreReadExactly) {
+  const std::string data = " --data-dir " + (dir_ / "data").string() + " --out " +
+                           (dir_ / "never").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train --seed 99999999999999999999", "--seed: must be a whole number from 0 to "
+                                            "18446744073709551615, got '99999999999999999999'"},
+      {"train --seed 1e20", "got '1e20'"},
+      {"train --seed 7.5", "got '7.5'"},
+      {"train --model fsq --levels 8,,5", "--levels: expected whole numbers separated by "
+                                          "commas (e.g. 8,5,5,5), got '8,,5'"},
+      {"train --model fsq --levels 8,5,", "got '8,5,'"},
+      {"train --model fsq --levels 8,5x", "got '8,5x'"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CommandResult r = run_cli(args + data);
+    EXPECT_NE(r.status, 0) << args;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+  const CommandResult o = run_cli("op reparam mu.npy lv.npy --offset 18446744073709551616 -o z.npy");
+  EXPECT_NE(o.output.find("--offset: must be a whole number"), std::string::npos) << o.output;
 }
 
 // A resumed run continues the run that was saved: its step target and intervals come from the

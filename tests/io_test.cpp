@@ -607,6 +607,15 @@ TEST(PngLimits, HugeHeaderIsRefusedBeforeAllocating) {
   write_file_atomic(huge, bytes);
   EXPECT_LATENT_ERROR(load_png(huge), huge, "65535x65535", "nothing was allocated");
   EXPECT_EQ(load_png(small).shape(), (Shape{1, 2, 3}));
+
+  // A text chunk right after IHDR (byte 33) whose length field claims 2^31 − 1 bytes: refused
+  // from the chunk table, before libpng would allocate a buffer of that size.
+  std::string text_chunk = read_file(small);
+  const std::string chunk = std::string("\x7f\xff\xff\xff", 4) + "tEXt" + "Comment";
+  text_chunk.insert(33, chunk);
+  const std::string lying = (dir / "lying-text.png").string();
+  write_file_atomic(lying, text_chunk);
+  EXPECT_LATENT_ERROR(load_png(lying), lying, "tEXt chunk at byte 33 claims 2147483647 bytes");
   fs::remove_all(dir);
 }
 

@@ -24,6 +24,26 @@ namespace latent {
 
 namespace io_detail {
 
+std::string printable(const std::string& bytes) {
+  std::size_t end = bytes.size();
+  while (end > 0 && (bytes[end - 1] == ' ' || bytes[end - 1] == '\n' || bytes[end - 1] == '\r' ||
+                     bytes[end - 1] == '\t'))
+    --end;
+  std::string out;
+  for (std::size_t i = 0; i < end; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string errno_message(int error_number) {
   char buffer[256];
   // GNU strerror_r may return a static string instead of filling the buffer.

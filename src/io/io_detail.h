@@ -34,6 +34,10 @@ class InputFile {
   std::uint64_t size_ = 0;
 };
 
+// Bytes from a file, fit for an error message on one line: trailing whitespace dropped,
+// other bytes outside printable ASCII written as \xNN.
+std::string printable(const std::string& bytes);
+
 // strerror(error_number), thread-safe.
 std::string errno_message(int error_number);
 

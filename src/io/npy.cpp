@@ -87,7 +87,7 @@ class HeaderParser {
  private:
   [[noreturn]] void fail(const std::string& what) const {
     LATENT_FAIL("'", path_, "' is not a valid .npy file: cannot parse the header (", what,
-                ") in: ", std::string(text_));
+                ") in: ", io_detail::printable(std::string(text_)));
   }
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   void skip_space() {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -25,6 +26,27 @@ struct PngImageGuard {
   png_image& image;
   ~PngImageGuard() { png_image_free(&image); }
 };
+
+// Every chunk's length against the bytes left in the file, before libpng sees it: libpng
+// allocates a text or palette chunk's buffer from the length field (up to 2 GB) before it
+// finds that the data is not there.
+void check_chunk_lengths(const std::string& bytes, const std::string& path) {
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kSignature, 8) != 0) return;  // libpng says
+  std::size_t at = 8;
+  while (bytes.size() - at >= 8) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    const std::uint64_t length = (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) |
+                                 (std::uint64_t{p[2]} << 8) | std::uint64_t{p[3]};
+    const std::string type(bytes.data() + at + 4, 4);
+    const std::uint64_t left = bytes.size() - at - 8;  // after the length and type fields
+    LATENT_CHECK(length + 4 <= left, "'", path, "' is not a readable PNG: its ",
+                 io_detail::printable(type), " chunk at byte ", at, " claims ", length,
+                 " bytes of data, and the file has ", left < 4 ? 0 : left - 4, " left");
+    if (type == "IEND") return;
+    at += 12 + static_cast<std::size_t>(length);
+  }
+}
 
 }  // namespace
 
@@ -76,6 +98,7 @@ void save_png(const std::string& path, const Tensor& image) {
 
 Tensor load_png(const std::string& path, std::int64_t max_pixels) {
   const std::string bytes = read_file(path);
+  check_chunk_lengths(bytes, path);
   png_image png;
   std::memset(&png, 0, sizeof png);
   png.version = PNG_IMAGE_VERSION;

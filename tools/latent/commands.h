@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 namespace latent::cli {
 
 void add_train(CLI::App& app);  // train.cpp
@@ -18,6 +22,11 @@ void add_decode(CLI::App& app);  // tokens.cpp
 // result overflows the dtype (say a KL of μ = 1e30 in float32) is an error naming the output
 // and the first non-finite element, so no op writes a NaN or Inf without saying so.
 void save_op_output(const std::string& path, const Tensor& t);
+
+// --levels L1,L2,...: whole numbers separated by commas, each written out ("8,,5", "8,5,"
+// and "8,5x" are errors naming the option, not [8, 5]). The ops check the values.
+CLI::Option* add_levels_option(CLI::App* cmd, std::vector<std::int64_t>* levels,
+                               const std::string& help);
 
 // `latent op` subcommands register themselves from their own files (op_*.cpp):
 //   static const latent::cli::OpRegistration registration(add_my_ops);

@@ -1,6 +1,7 @@
 // latent: the command-line tool. Subcommands train, eval and op; each has --help with an
 // example. Errors from the library print as "latent: error: …" with exit status 1.
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -31,9 +32,11 @@ void check_numbers(CLI::App* app) {
       {"--codebook-size", {1, 1 << 30}},     {"--code-dim", {1, 1 << 20}},
       {"--stride", {1, 1 << 20}},            {"--padding", {0, 1 << 20}},
       {"--output-padding", {0, 1 << 20}},    {"-n", {1, 1 << 24}}};
-  // Seeds and offsets are unsigned 64-bit: "-1" must not wrap around to 2^64 − 1.
+  // Seeds and offsets are unsigned 64-bit whole numbers written out: "-1" must not wrap
+  // around to 2^64 − 1, nor 1e20 or 99999999999999999999 saturate to it.
+  static const std::set<std::string> unsigned_words = {"--seed", "--offset"};
   static const std::set<std::string> non_negative = {
-      "--seed", "--offset", "--beta", "--free-bits", "--dead-code-threshold", "--reset-count",
+      "--beta", "--free-bits", "--dead-code-threshold", "--reset-count",
       "--weight-decay", "--grad-clip", "--decay", "--temperature"};
   static const std::set<std::string> positive = {"--lr", "--epsilon"};
   auto number_at_least = [](bool strictly_positive) {
@@ -48,7 +51,17 @@ void check_numbers(CLI::App* app) {
         },
         strictly_positive ? "POSITIVE" : "NONNEGATIVE");
   };
+  const CLI::Validator unsigned_word(
+      [](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const char* last = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), last, v);
+        if (!text.empty() && error == std::errc() && stop == last) return "";
+        return "must be a whole number from 0 to 18446744073709551615, got '" + text + "'";
+      },
+      "UINT64");
   auto check = [&](CLI::Option* option, const std::string& flag) {
+    if (unsigned_words.count(flag)) option->check(unsigned_word);
     if (auto it = integers.find(flag); it != integers.end())
       option->check(CLI::Range(it->second.first, it->second.second));
     if (non_negative.count(flag)) option->check(number_at_least(false));

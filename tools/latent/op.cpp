@@ -1,4 +1,5 @@
 // `latent op NAME`: one op on .npy inputs, .npy outputs, on any device.
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -21,6 +22,33 @@ void add_common(CLI::App* cmd, OpArgs& args) {
 }
 
 }  // namespace
+
+CLI::Option* add_levels_option(CLI::App* cmd, std::vector<std::int64_t>* levels,
+                               const std::string& help) {
+  std::string shown;
+  for (std::int64_t l : *levels) shown += (shown.empty() ? "" : ",") + std::to_string(l);
+  return cmd->add_option_function<std::string>(
+      "--levels",
+      [levels](const std::string& text) {
+        std::vector<std::int64_t> parsed;
+        std::size_t begin = 0;
+        while (true) {
+          const std::size_t end = std::min(text.find(',', begin), text.size());
+          std::int64_t value = 0;
+          const char* first = text.data() + begin;
+          const char* last = text.data() + end;
+          const auto [stop, error] = std::from_chars(first, last, value);
+          if (first == last || error != std::errc() || stop != last)
+            throw CLI::ValidationError("--levels", "expected whole numbers separated by commas "
+                                                   "(e.g. 8,5,5,5), got '" + text + "'");
+          parsed.push_back(value);
+          if (end == text.size()) break;
+          begin = end + 1;
+        }
+        *levels = parsed;
+      },
+      help + " [default: " + shown + "]");
+}
 
 void save_op_output(const std::string& path, const Tensor& t) {
   const Tensor host = t.to(Device::cpu()).contiguous();

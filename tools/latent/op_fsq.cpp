@@ -19,9 +19,7 @@ struct FsqArgs {
 };
 
 void add_fsq_common(CLI::App* cmd, FsqArgs& args) {
-  cmd->add_option("--levels", args.levels, "Levels per channel, e.g. 8,5,5,5")
-      ->delimiter(',')
-      ->capture_default_str();
+  add_levels_option(cmd, &args.levels, "Levels per channel, e.g. 8,5,5,5");
   cmd->add_flag("--symmetric", args.symmetric,
                 "The symmetric variant: L levels spread evenly over [-1, 1] for every L");
   cmd->add_option("--device", args.device, "cpu, cuda or cuda:N")->capture_default_str();

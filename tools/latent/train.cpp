@@ -87,11 +87,10 @@ void add_train(CLI::App& app) {
                 "first batch: seconds at K = 100000)");
   cmd->add_flag("--cosine", config->cosine, "vqvae: cosine-similarity code lookup");
   // FSQ
-  cmd->add_option("--levels", config->levels,
-                  "fsq: levels per dimension, e.g. 8,5,5,5. The FSQ paper's sets: 2^8: 8,6,5; "
-                  "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5. A level of 2 "
-                  "needs --symmetric (otherwise the channel collapses to one code)")
-      ->delimiter(',');
+  add_levels_option(cmd, &config->levels,
+                    "fsq: levels per dimension, e.g. 8,5,5,5. The FSQ paper's sets: 2^8: 8,6,5; "
+                    "2^10: 8,5,5,5; 2^12: 7,5,5,5,5; 2^14: 8,8,8,6,5; 2^16: 8,8,8,5,5,5. A level "
+                    "of 2 needs --symmetric (otherwise the channel collapses to one code)");
   cmd->add_flag("--symmetric", config->fsq_symmetric,
                 "fsq: symmetric level sets (every L spread evenly over [-1, 1])");
   auto silent = std::make_shared<bool>(false);

@@ -1,9 +1,10 @@
 // Checkpoints (checkpoint.h): safetensors with the model under "model.", the optimizer under
 // "optimizer.", and the format, Config, step and loader position as metadata.
-#include <charconv>
-
 #include "tools/train/checkpoint.h"
 
+#include <charconv>
+#include <iterator>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -57,12 +58,33 @@ Checkpoint read_checkpoint(const std::string& path) {
     const auto [end, ec] = std::from_chars(step.data(), step.data() + step.size(), c.step);
     LATENT_CHECK(ec == std::errc() && end == step.data() + step.size() && c.step >= 0,
                  "checkpoint ", path, ": step '", step, "' is not a non-negative integer");
+    // The loader's state as latent writes it: exactly these keys, each a whole number of
+    // its range (json's get<> would wrap −1 into an unsigned field and truncate 4.5).
     const json l = json::parse(meta("loader"));
-    c.loader.seed = l.at("seed").get<std::uint64_t>();
-    c.loader.epoch_offset = l.at("epoch_offset").get<std::uint64_t>();
-    c.loader.epoch = l.at("epoch").get<std::int64_t>();
-    c.loader.position = l.at("position").get<std::int64_t>();
-    c.loader.dataset_size = l.at("dataset_size").get<std::int64_t>();
+    static const char* const kKeys[] = {"seed", "epoch_offset", "epoch", "position",
+                                        "dataset_size"};
+    LATENT_CHECK(l.is_object() && l.size() == std::size(kKeys), "the loader state must be an "
+                 "object with exactly the keys seed, epoch_offset, epoch, position, "
+                 "dataset_size, got ", l.dump());
+    auto whole = [&](const char* key) -> const json& {
+      const json& v = l.at(key);
+      LATENT_CHECK(v.is_number_unsigned(), "loader '", key,
+                   "' must be a non-negative whole number, got ", v.dump());
+      return v;
+    };
+    auto below_2_63 = [&](const char* key) {
+      const auto v = whole(key).get<std::uint64_t>();
+      LATENT_CHECK(v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
+                   "loader '", key, "' is out of range: ", v);
+      return static_cast<std::int64_t>(v);
+    };
+    c.loader.seed = whole("seed").get<std::uint64_t>();
+    c.loader.epoch_offset = whole("epoch_offset").get<std::uint64_t>();
+    c.loader.epoch = below_2_63("epoch");
+    c.loader.position = below_2_63("position");
+    c.loader.dataset_size = below_2_63("dataset_size");
+    LATENT_CHECK(c.loader.position <= c.loader.dataset_size, "loader position ",
+                 c.loader.position, " is past the dataset's ", c.loader.dataset_size, " images");
   } catch (const std::exception& e) {
     LATENT_FAIL("checkpoint ", path, ": malformed step or loader metadata: ", e.what());
   }
