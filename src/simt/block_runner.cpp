@@ -293,13 +293,14 @@ void BlockRunner::carrier_loop() {
     threadIdx = lane.index;
     ++counts_.threads;
 #if LATENT_SIMT_TSAN
-    {
-      char name[96];
-      std::snprintf(name, sizeof name, "thread (%u,%u,%u) of block (%u,%u,%u)", lane.index.x,
-                    lane.index.y, lane.index.z, block_index_.x, block_index_.y,
-                    block_index_.z);
-      __tsan_set_fiber_name(tsan_fibers_[lane.id], name);
-    }
+    // The name is written into the runner, not onto this stack: snprintf is intercepted, so
+    // TSan records its write (made before the switch to the thread's fiber) as the OS
+    // thread's, and a later frame of the CUDA thread reading those stack bytes would be
+    // reported as a race with it.
+    std::snprintf(tsan_fiber_name_, sizeof tsan_fiber_name_,
+                  "thread (%u,%u,%u) of block (%u,%u,%u)", lane.index.x, lane.index.y,
+                  lane.index.z, block_index_.x, block_index_.y, block_index_.z);
+    __tsan_set_fiber_name(tsan_fibers_[lane.id], tsan_fiber_name_);
     enter_lane(lane);
     __tsan_acquire(&block_start_sync_);
 #endif

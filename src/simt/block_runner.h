@@ -145,6 +145,7 @@ class BlockRunner {
 
  private:
   std::vector<void*> tsan_fibers_;  // one per linear thread index, reused block after block
+  char tsan_fiber_name_[96] = {};  // the name being given to a thread's fiber (see carrier_loop)
   void* tsan_os_ = nullptr;         // the OS thread's own TSan context
   bool in_lane_ = false;
   // Addresses TSan synchronizes on: the block's start and end, each completed barrier.
