@@ -329,6 +329,28 @@ __device__ __forceinline__ void vq_slice_step(const T* __restrict__ zp, const T*
   __syncthreads();
 }
 
+// The last slice of a tile when S is odd: it lies in buffer 0, and the next tile's first slice
+// goes into buffer 0 too (so that every tile starts there), after a barrier that waits for
+// every thread to have read it.
+template <class T, int Load>
+__device__ __forceinline__ void vq_slice_step_in_place(const T* __restrict__ zp,
+                                                       const T* __restrict__ ep, int ds,
+                                                       int limit, const T* __restrict__ zr,
+                                                       const T* __restrict__ er,
+                                                       T* __restrict__ zw, bool store,
+                                                       T (&acc)[8][8]) {
+  T z_next[4], e_next[4];
+  vq_load_slice<T, Load>(zp, ds, limit, z_next);
+  vq_load_slice<T, Load>(ep, ds, limit, e_next);
+  vq_slice_fma<false>(zr, er, acc);
+  __syncthreads();
+  if (store) {
+    vq_store_slice(zw, z_next);
+    vq_store_slice(zw + kVqSlice, e_next);
+  }
+  __syncthreads();
+}
+
 // s = norm − 2·acc, rounded once: the explicit fma on both sides (one FFMA on a GPU), the
 // same value as the two-step form (2·acc is exact) unless 2·acc overflows.
 template <class T>
@@ -368,8 +390,9 @@ constexpr int vq_tiled_blocks_per_sm() {
 // last slice, which prefetches slice 0 of the next tile, and the fold after its barrier.
 // Three loops over the tiles, one per shape, chosen once per launch: S even (every tile
 // starts in buffer 0, so the inner loop, unrolled by two, reads and writes at fixed shared
-// addresses: register + immediate, no address arithmetic), S = 1, and S odd ≥ 3 (the buffers
-// alternate from tile to tile). Machine code per slice: docs/vq.md, "The machine code",
+// addresses: register + immediate, no address arithmetic), S odd ≥ 3 (the same, its last
+// slice storing the next tile's first slice in place behind a second barrier), and S = 1
+// (the buffers alternate from tile to tile). Machine code per slice: docs/vq.md, "The machine code",
 // measured by tools/vq_argmin_sass.py.
 //
 template <class T, int Load, class I>
@@ -487,9 +510,10 @@ __global__ void __launch_bounds__(kVqThreads, vq_tiled_blocks_per_sm<T, Load, I>
         fold(tile);
       }
     } else {
-      // Odd S: the buffers alternate from tile to tile; `rd` is the one being multiplied.
-      int rd = 0;
-      if (slices == 1) {  // one slice per tile, prefetching slice 0 of the next tile
+      if (slices == 1) {
+        // One slice per tile, prefetching slice 0 of the next tile: the buffers alternate
+        // from tile to tile; `rd` is the one being multiplied.
+        int rd = 0;
         for (int tile = first_tile; tile < last_tile; ++tile) {
           const bool more = tile + 1 < last_tile;
           ep = code_row(more ? tile + 1 : tile);
@@ -499,20 +523,26 @@ __global__ void __launch_bounds__(kVqThreads, vq_tiled_blocks_per_sm<T, Load, I>
           fold(tile);
         }
       } else {
+        // Odd S ≥ 3: as for even S every tile starts in buffer 0 and slice s lies in buffer
+        // s % 2 (fixed addresses); the last slice, in buffer 0, hands buffer 0 to the next
+        // tile's first slice behind one more barrier.
         for (int tile = first_tile; tile < last_tile; ++tile) {
           const bool more = tile + 1 < last_tile;
-          vq_slice_step<true, T, Load>(zp, ep, kVqTileDepth, limit, zr + rd, er + rd,
-                                       zw + (kVqBuffer - rd), true, acc);
-          rd = kVqBuffer - rd;
-          for (int ds = 2 * kVqTileDepth; ds < depth; ds += kVqTileDepth) {
-            vq_slice_step<false, T, Load>(zp, ep, ds, limit, zr + rd, er + rd,
-                                          zw + (kVqBuffer - rd), true, acc);
-            rd = kVqBuffer - rd;
+          vq_slice_step<true, T, Load>(zp, ep, kVqTileDepth, limit, zr, er, zw + kVqBuffer,
+                                       true, acc);
+          // Slices (1, 2), (3, 4), …, (S − 4, S − 3).
+          for (int s = 2; s + 1 <= slices - 2; s += 2) {
+            vq_slice_step<false, T, Load>(zp, ep, s * kVqTileDepth, limit, zr + kVqBuffer,
+                                          er + kVqBuffer, zw, true, acc);
+            vq_slice_step<false, T, Load>(zp, ep, (s + 1) * kVqTileDepth, limit, zr, er,
+                                          zw + kVqBuffer, true, acc);
           }
+          // Slice S − 2 (buffer 1), storing slice S − 1 into buffer 0.
+          vq_slice_step<false, T, Load>(zp, ep, (slices - 1) * kVqTileDepth, limit,
+                                        zr + kVqBuffer, er + kVqBuffer, zw, true, acc);
+          // Slice S − 1 (buffer 0), then slice 0 of the next tile into buffer 0.
           ep = code_row(more ? tile + 1 : tile);
-          vq_slice_step<false, T, Load>(zp, ep, 0, limit, zr + rd, er + rd,
-                                        zw + (kVqBuffer - rd), more, acc);
-          rd = kVqBuffer - rd;
+          vq_slice_step_in_place<T, Load>(zp, ep, 0, limit, zr, er, zw, more, acc);
           fold(tile);
         }
       }

@@ -30,7 +30,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kernel_report as kr  # noqa: E402
 
-DEPTHS = (8, 32, 64, 256)
+DEPTHS = (8, 24, 32, 40, 64, 72, 128, 136, 256)
 KERNEL = "vq_argmin_tiled_kernel"
 
 
@@ -72,6 +72,22 @@ def count(instrs, idx):
                 ldg=sum(op.startswith("LDG") for op in ops))
 
 
+def extra_barriers(instrs, idx):
+    """Barriers that end no slice: a barrier with no FFMA since the barrier before it on the
+    path (the odd-S tile's last slice stores the next tile's first slice in place, behind a
+    second barrier)."""
+    extra, seen_bar, ffma_since = 0, False, False
+    for i in idx:
+        op = instrs[i][1]
+        if op.startswith("FFMA"):
+            ffma_since = True
+        elif op.startswith("BAR"):
+            if seen_bar and not ffma_since:
+                extra += 1
+            seen_bar, ffma_since = True, False
+    return extra
+
+
 def tile_paths(f):
     """Every path through one iteration of each tile loop: its counts and the inner loop it
     enters (None, or that loop's counts)."""
@@ -97,7 +113,9 @@ def tile_paths(f):
         def walk(b, seen, enters):
             seen = seen + [b]
             if last(b) == tt:  # the tile loop's back edge: one iteration done
-                c = count(instrs, [i for k in seen for i in range(*bl[k])])
+                idx = [i for k in seen for i in range(*bl[k])]
+                c = count(instrs, idx)
+                c["extra"] = extra_barriers(instrs, idx)
                 c["inner"] = inner[enters] if enters is not None else None
                 paths.append(c)
                 return
@@ -113,20 +131,21 @@ def tile_paths(f):
 
 def per_slice(paths, depth):
     """Instructions and FFMA per slice for a tile of S = ceil(depth / 8) slices: the path whose
-    barriers and inner-loop iterations make S; where several do, the one whose inner loop
+    barriers (less its extra ones) and inner-loop iterations make S; where several do, the one whose inner loop
     takes the most slices per iteration (the kernel's dispatch: its two-slice loop for even S),
     then the most shared stores and the fewest global loads."""
     s = -(-depth // 8)
     best = None
     for p in paths:
         loop = p["inner"]
+        slices = p["bar"] - p["extra"]
         if loop:
-            rest = s - p["bar"]
+            rest = s - slices
             if rest < 0 or rest % loop["bar"]:
                 continue
             reps, step = rest // loop["bar"], loop["bar"]
         else:
-            if p["bar"] != s:
+            if slices != s:
                 continue
             reps, step = 0, 0
         key = (-step, -p["sts"], p["ldg"])
