@@ -11,11 +11,16 @@ fsq, and the gradient-codebook vqvae for the check only):
    Encoder conv 4x4 s2 p1 -> SiLU -> conv 4x4 s2 p1 -> SiLU -> conv 3x3 p1, the Decoder
    conv 3x3 p1 -> SiLU -> convT 4x4 s2 p1 -> SiLU -> convT 4x4 s2 p1, logits) and the same
    module paths, so latent's safetensors checkpoint loads by name (docs/files.md).
-2. Check: `latent train --steps 1` writes a checkpoint; `latent eval --json --test-limit N`
-   gives its test MSE (sigmoid of the reconstruction's logits against the first N test images,
-   eval mode: the AE's forward loss, the VQ-VAE's and FSQ's quantized reconstruction, the
-   VAE's reconstruction from mu). The PyTorch model, loaded from that checkpoint, computes the
-   same number on the same images; they must agree to --tolerance (1e-5).
+2. Check: `latent train --steps 3 --checkpoint-every 1 --log-every 1` on one batch (the
+   first --batch training images) writes checkpoint-1 and checkpoint-2. The PyTorch model,
+   loaded from checkpoint-1, must reproduce to --tolerance (1e-5):
+   - the step-2 training loss of metrics.jsonl (the same weights on the same images; not for
+     the VAE, whose loss depends on latent's Philox noise),
+   - the parameters of checkpoint-2, after one PyTorch step (forward, backward, AdamW with
+     checkpoint-1's optimizer state): the gradients and the optimizer, not only the forward,
+   - `latent eval --json --test-limit N`'s test MSE of checkpoint-1 (sigmoid of the
+     reconstruction's logits against the first N test images, eval mode: the VQ-VAE's and
+     FSQ's quantized reconstruction, the VAE's reconstruction from mu).
 3. Timing: pairs of runs, interleaved: bench/train_step_bench --benchmark_filter
    BM_train_step_<model>/<batch>/ (forward, loss, backward, AdamW, after-step work: exactly
    `latent train`'s step; OMP_NUM_THREADS=threads, LATENT_BENCH_DEVICE=cpu), then the PyTorch
@@ -330,10 +335,11 @@ def env_threads(threads):
 
 
 def latent_checkpoint(args, name, out):
-    """Two steps on the first `batch` training images (one batch, reshuffled each epoch):
-    checkpoint-1 holds the weights (and optimizer, EMA state) after step 1, and metrics.jsonl's
-    step-2 line the training loss of exactly those weights on those images."""
-    cmd = [args.latent, "train", *MODELS[name][0], "--device", "cpu", "--steps", "2",
+    """Three steps on the first `batch` training images (one batch, reshuffled each epoch):
+    checkpoint-1 holds the weights (and optimizer, EMA state) after step 1, metrics.jsonl's
+    step-2 line the training loss of exactly those weights on those images, and checkpoint-2
+    the parameters after step 2 (forward, backward and AdamW from checkpoint-1)."""
+    cmd = [args.latent, "train", *MODELS[name][0], "--device", "cpu", "--steps", "3",
            "--checkpoint-every", "1", "--log-every", "1",
            "--batch-size", str(args.batch), "--train-limit", str(args.batch),
            "--test-limit", str(args.test_limit), "--out", out, "--silent", "--overwrite"]
@@ -343,7 +349,31 @@ def latent_checkpoint(args, name, out):
     with open(os.path.join(out, "metrics.jsonl")) as f:
         lines = [json.loads(l) for l in f if l.strip()]
     step2 = [l for l in lines if l.get("step") == 2 and "loss" in l]
-    return os.path.join(out, "checkpoint-1.safetensors"), step2[0]["loss"]
+    return (os.path.join(out, "checkpoint-1.safetensors"), step2[0]["loss"],
+            os.path.join(out, "checkpoint-2.safetensors"))
+
+
+def one_step_difference(cfg, ckpt1, ckpt2, images):
+    """Loads checkpoint-1's model and AdamW state, takes latent's step 2 on `images` in
+    PyTorch and returns the largest |parameter - checkpoint-2's| (the backward and AdamW)."""
+    tensors, _ = load_safetensors(ckpt1)
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    model = make_model(cfg)
+    load_into(model, state)
+    model.train()
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=cfg["weight_decay"])
+    for i, prm in enumerate(params):
+        opt.state[prm] = {"step": tensors[f"optimizer.state.{i}.step"].to(torch.float32).reshape(()),
+                          "exp_avg": tensors[f"optimizer.state.{i}.exp_avg"].clone(),
+                          "exp_avg_sq": tensors[f"optimizer.state.{i}.exp_avg_sq"].clone()}
+    opt.zero_grad(set_to_none=True)
+    model.training_loss(images, 1).backward()
+    opt.step()
+    after, _ = model_state(ckpt2)
+    names = [n for n, _ in model.named_parameters()]
+    return max((prm.detach() - after[n]).abs().max().item() for n, prm in zip(names, params))
 
 
 def latent_eval_mse(args, checkpoint):
@@ -444,7 +474,7 @@ def main():
         for name in args.models.split(","):
             if name not in MODELS:
                 raise SystemExit(f"compare_torch: unknown model {name!r} ({', '.join(MODELS)})")
-            ckpt, train_loss = latent_checkpoint(args, name, os.path.join(tmp, name))
+            ckpt, train_loss, ckpt2 = latent_checkpoint(args, name, os.path.join(tmp, name))
             state, cfg = model_state(ckpt)
             checks = []
             if train_images is not None and cfg["model"] != "vae":  # the VAE's loss is noisy
@@ -454,6 +484,8 @@ def main():
                 with torch.no_grad():
                     ours = model.training_loss(train_images, 1).item()
                 checks.append((f"training loss, step 2, {train_images.shape[0]} train images", train_loss, ours))
+                diff = one_step_difference(cfg, ckpt, ckpt2, train_images)
+                checks.append(("parameters after step 2: max |diff|", 0.0, diff))
             if images is not None:
                 model = make_model(cfg)
                 load_into(model, state)
