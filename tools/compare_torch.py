@@ -23,9 +23,10 @@ fsq, and the gradient-codebook vqvae for the check only):
      FSQ's quantized reconstruction, the VAE's reconstruction from mu).
 3. Timing: pairs of runs, interleaved: bench/train_step_bench --benchmark_filter
    BM_train_step_<model>/<batch>/ (forward, loss, backward, AdamW, after-step work: exactly
-   `latent train`'s step; OMP_NUM_THREADS=threads, LATENT_BENCH_DEVICE=cpu), then the PyTorch
-   step on the same kind of batch (uniform random images, as the benchmark uses), with
-   torch.set_num_threads(threads), for at least --min-time seconds after 3 warm-up steps.
+   `latent train`'s step; OMP_NUM_THREADS=threads, LATENT_BENCH_DEVICE=cpu) and the PyTorch
+   step (the two sides take turns going first) on the same kind of batch (uniform random
+   images, as the benchmark uses), with torch.set_num_threads(threads), for at least
+   --min-time seconds after 3 warm-up steps.
    Prints model, latent img/s (median, best), PyTorch img/s (median, best), the ratio of the
    medians (latent / PyTorch: above 1 means latent is faster) and the load averages seen.
 
@@ -504,10 +505,13 @@ def main():
                 continue
             ours_ips, theirs_ips, loads = [], [], []
             for i in range(args.pairs):
-                loads.append(load1())
-                theirs_ips.append(latent_bench(args, bench_name))
-                loads.append(load1())
-                ours_ips.append(torch_run(args, cfg, state))
+                # Alternate which side runs first, so a load that rises or falls through a
+                # pair does not always favour the same side.
+                sides = [("latent", lambda: theirs_ips.append(latent_bench(args, bench_name))),
+                         ("torch", lambda: ours_ips.append(torch_run(args, cfg, state)))]
+                for _, run in sides if i % 2 == 0 else sides[::-1]:
+                    loads.append(load1())
+                    run()
                 print(f"  {name} pair {i + 1}: latent {theirs_ips[-1]:8.1f} img/s  PyTorch {ours_ips[-1]:8.1f} img/s  "
                       f"(load {loads[-2]:.2f}/{loads[-1]:.2f})", flush=True)
             rows.append((name, statistics.median(theirs_ips), max(theirs_ips), statistics.median(ours_ips),
