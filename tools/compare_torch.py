@@ -446,7 +446,9 @@ def load1():
 
 def main():
     p = argparse.ArgumentParser(description="latent's cpu training step beside PyTorch eager's")
-    p.add_argument("--build", default="build", help="latent build directory (tools/latent, bench/train_step_bench)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p.add_argument("--build", default=os.path.join(root, "build"),
+                   help="latent build directory (tools/latent, bench/train_step_bench; default: the repository's build/)")
     p.add_argument("--models", default="ae,vae,vqvae_ema,fsq", help="comma list of ae, vae, vqvae, vqvae_ema, fsq")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
@@ -460,6 +462,9 @@ def main():
     args = p.parse_args()
     args.latent = os.path.join(args.build, "tools", "latent")
     args.bench = os.path.join(args.build, "bench", "train_step_bench")
+    for exe in (args.latent, args.bench):
+        if not os.access(exe, os.X_OK):
+            raise SystemExit(f"compare_torch: no {exe}: build latent (Release) first, or pass --build DIR")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; latent from {args.build}; "
