@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""latent's cpu training step beside PyTorch eager's, side by side on this machine.
+
+Run it through tools/compare-torch (which makes the PyTorch virtual environment with --setup
+and runs this file with its Python); see that script's header for the options.
+
+What it does, per model (ae, vae, vqvae_ema = `--model vqvae --ema --dead-code-threshold 1`,
+fsq, and the gradient-codebook vqvae for the check only):
+
+1. Builds the model in PyTorch with latent's architecture (src/models/autoencoder.cpp: the
+   Encoder conv 4x4 s2 p1 -> SiLU -> conv 4x4 s2 p1 -> SiLU -> conv 3x3 p1, the Decoder
+   conv 3x3 p1 -> SiLU -> convT 4x4 s2 p1 -> SiLU -> convT 4x4 s2 p1, logits) and the same
+   module paths, so latent's safetensors checkpoint loads by name (docs/files.md).
+2. Check: `latent train --steps 3 --checkpoint-every 1 --log-every 1` on one batch (the
+   first --batch training images) writes checkpoint-1 and checkpoint-2. The PyTorch model,
+   loaded from checkpoint-1, must reproduce to --tolerance (1e-5):
+   - the step-2 training loss of metrics.jsonl (the same weights on the same images; not for
+     the VAE, whose loss depends on latent's Philox noise),
+   - the parameters of checkpoint-2, after one PyTorch step (forward, backward, AdamW with
+     checkpoint-1's optimizer state): the gradients and the optimizer, not only the forward,
+   - `latent eval --json --test-limit N`'s test MSE of checkpoint-1 (sigmoid of the
+     reconstruction's logits against the first N test images, eval mode: the VQ-VAE's and
+     FSQ's quantized reconstruction, the VAE's reconstruction from mu).
+3. Timing: pairs of runs, interleaved: bench/train_step_bench --benchmark_filter
+   BM_train_step_<model>/<batch>/ (forward, loss, backward, AdamW, after-step work: exactly
+   `latent train`'s step; OMP_NUM_THREADS=threads, LATENT_BENCH_DEVICE=cpu) and the PyTorch
+   step (the two sides take turns going first) on the same kind of batch (uniform random
+   images, as the benchmark uses), with torch.set_num_threads(threads), for at least
+   --min-time seconds after 3 warm-up steps.
+   Prints model, latent img/s (median, best), PyTorch img/s (median, best), the ratio of the
+   medians (latent / PyTorch: above 1 means latent is faster) and the load averages seen.
+
+The PyTorch step mirrors latent's: zero_grad, forward + loss, backward, AdamW (lr 2e-3,
+betas 0.9/0.999, eps 1e-8, weight decay 0), then the after-step work (VQ-VAE EMA: counts and
+sums by code, the EMA update with Laplace smoothing, dead-code revival onto random batch rows,
+the usage window). The VAE's noise comes from torch.randn, not latent's Philox stream: the
+timing does not depend on the values.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def load_safetensors(path):
+    """name -> tensor, and the metadata, without the safetensors package."""
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32, "I64": torch.int64}
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        data = bytearray(blob[base + begin : base + end])
+        t = torch.frombuffer(data, dtype=dtypes[info["dtype"]]) if data else torch.empty(0, dtype=dtypes[info["dtype"]])
+        out[name] = t.reshape(info["shape"]).clone()
+    return out, meta
+
+
+def model_state(path):
+    tensors, meta = load_safetensors(path)
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    return state, json.loads(meta["config"])
+
+
+# ------------------------------------------------------------------ models (latent's layers)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cin, h, cout):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(cin, h, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(h, 2 * h, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(2 * h, cout, 3, 1, 1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cin, h, cout):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(cin, 2 * h, 3, 1, 1), nn.SiLU(),
+            nn.ConvTranspose2d(2 * h, h, 4, 2, 1), nn.SiLU(),
+            nn.ConvTranspose2d(h, cout, 4, 2, 1))
+
+    def forward(self, z):
+        return self.layers(z)
+
+
+def reconstruction_loss(kind, logits, images):
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, images)
+    return F.mse_loss(torch.sigmoid(logits), images)
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c, h = cfg["image_channels"], cfg["hidden_channels"]
+        self.loss = cfg["loss"]
+        self.encoder = Encoder(c, h, cfg["latent_channels"])
+        self.decoder = Decoder(cfg["latent_channels"], h, c)
+
+    def training_loss(self, x, step):
+        return reconstruction_loss(self.loss, self.decoder(self.encoder(x)), x)
+
+    def reconstruct(self, x):
+        return torch.sigmoid(self.decoder(self.encoder(x)))
+
+    def after_step(self, step):
+        pass
+
+
+class Vae(nn.Module):
+    """The spatial VAE (src/models/vae.cpp, --latent spatial): mu and logvar are the two
+    halves of the encoder's 2c channels; the Gaussian (mse) or Bernoulli (bce) decoder."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg["latent"] != "spatial":
+            raise SystemExit("compare_torch: only the spatial VAE is mirrored")
+        c, h, lc = cfg["image_channels"], cfg["hidden_channels"], cfg["latent_channels"]
+        self.c, self.loss = lc, cfg["loss"]
+        self.beta = 1.0 if cfg["beta"] < 0 else cfg["beta"]
+        if cfg["kl_warmup"] or cfg["kl_cycle"] or cfg["free_bits"]:
+            raise SystemExit("compare_torch: KL annealing and free bits are not mirrored")
+        self.encoder = Encoder(c, h, 2 * lc)
+        self.decoder = Decoder(lc, h, c)
+
+    def recon_nats(self, logits, x):
+        pixels = x[0].numel()
+        if self.loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, x) * pixels
+        var = F.mse_loss(torch.sigmoid(logits), x).clamp(1e-12, 1e12)
+        return torch.log(var) * (0.5 * pixels) + 0.5 * pixels * (1.0 + math.log(2.0 * math.pi))
+
+    def training_loss(self, x, step):
+        f = self.encoder(x)
+        mu, logvar = f[:, : self.c], f[:, self.c :]
+        if self.beta == 0.0:
+            return self.recon_nats(self.decoder(mu), x)
+        lc = logvar.clamp(-30.0, 20.0)
+        z = mu + torch.exp(0.5 * lc) * torch.randn_like(mu)
+        kl = 0.5 * (mu.square() + lc.exp() - lc - 1.0).flatten(1).sum(1)
+        return self.recon_nats(self.decoder(z), x) + self.beta * kl.mean()
+
+    def reconstruct(self, x):
+        return torch.sigmoid(self.decoder(self.encoder(x)[:, : self.c]))
+
+    def after_step(self, step):
+        pass
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        K, D = cfg["codebook_size"], cfg["code_dim"]
+        if cfg["cosine"] or cfg["kmeans_init"]:
+            raise SystemExit("compare_torch: --cosine and --kmeans-init are not mirrored")
+        self.K, self.D, self.ema = K, D, cfg["ema"]
+        self.decay, self.eps, self.threshold = cfg["decay"], 1e-5, cfg["dead_code_threshold"]
+        init = torch.empty(K, D).uniform_(-1.0 / K, 1.0 / K)
+        if self.ema:
+            self.register_buffer("codebook", init)
+            self.register_buffer("ema_count", torch.ones(K))
+            self.register_buffer("ema_sum", init.clone())
+        else:
+            self.codebook = nn.Parameter(init)
+        self.register_buffer("last_used", torch.full((K,), -1, dtype=torch.int32))
+
+    def nearest(self, z):
+        e = self.codebook
+        d = (z * z).sum(1, keepdim=True) - 2.0 * (z @ e.t()) + (e * e).sum(1)
+        return d.argmin(1)
+
+    @torch.no_grad()
+    def update(self, z, idx, step):
+        counts = torch.bincount(idx, minlength=self.K)
+        if self.ema:
+            sums = torch.zeros(self.K, self.D).index_add_(0, idx, z)
+            g = self.decay
+            self.ema_count.mul_(g).add_(counts.to(z.dtype), alpha=1 - g)
+            self.ema_sum.mul_(g).add_(sums, alpha=1 - g)
+            total = self.ema_count.sum()
+            smoothed = (self.ema_count + self.eps) / (total + self.K * self.eps) * total
+            self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
+            if self.threshold > 0:
+                dead = self.ema_count < self.threshold
+                rows = z[torch.randint(0, z.shape[0], (self.K,))]
+                w = dead.to(z.dtype).unsqueeze(1)
+                self.codebook.copy_(rows * w + self.codebook * (1 - w))
+                self.ema_sum.copy_(rows * self.threshold * w + self.ema_sum * (1 - w))
+                self.ema_count.copy_(torch.where(dead, torch.full_like(self.ema_count, self.threshold), self.ema_count))
+        self.last_used.copy_(torch.where(counts > 0, torch.full_like(self.last_used, step), self.last_used))
+
+
+class VqVae(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c, h, D = cfg["image_channels"], cfg["hidden_channels"], cfg["code_dim"]
+        self.loss, self.D = cfg["loss"], D
+        self.beta = 0.25 if cfg["beta"] < 0 else cfg["beta"]
+        self.encoder = Encoder(c, h, D)
+        self.quantizer = VectorQuantizer(cfg)
+        self.decoder = Decoder(D, h, c)
+        self.pending = None
+
+    def rows(self, x):
+        return self.encoder(x).permute(0, 2, 3, 1).reshape(-1, self.D)
+
+    def decode_rows(self, r, n):
+        return self.decoder(r.reshape(n, 7, 7, self.D).permute(0, 3, 1, 2).contiguous())
+
+    def training_loss(self, x, step):
+        z = self.rows(x)
+        with torch.no_grad():
+            idx = self.quantizer.nearest(z)
+        e = self.quantizer.codebook[idx]
+        commitment = F.mse_loss(z, e.detach())
+        zq = z + (e - z).detach()  # straight-through
+        recon = reconstruction_loss(self.loss, self.decode_rows(zq, x.shape[0]), x)
+        if self.quantizer.ema:
+            vq = self.beta * commitment
+        else:
+            vq = F.mse_loss(e, z.detach()) + self.beta * commitment
+        self.pending = (z.detach(), idx, step)
+        return recon + vq
+
+    def after_step(self, step):
+        if self.pending is not None:
+            self.quantizer.update(*self.pending)
+            self.pending = None
+
+    def reconstruct(self, x):
+        z = self.rows(x)
+        return torch.sigmoid(self.decode_rows(self.quantizer.codebook[self.quantizer.nearest(z)], x.shape[0]))
+
+
+class FsqAutoencoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        c, h = cfg["image_channels"], cfg["hidden_channels"]
+        self.levels, self.loss = cfg["levels"], cfg["loss"]
+        if cfg["fsq_symmetric"]:
+            raise SystemExit("compare_torch: --symmetric is not mirrored")
+        d = len(self.levels)
+        self.encoder = Encoder(c, h, d)
+        self.decoder = Decoder(d, h, c)
+        # docs/fsq.md section 1: half = (L-1)(1+eps)/2, offset = 1/2 for even L, shift = atanh(offset/half).
+        half, offset, shift, hh, place = [], [], [], [], []
+        p = 1
+        for L in self.levels:
+            half.append((L - 1) * (1 + 1e-3) / 2)
+            offset.append(0.5 if L % 2 == 0 else 0.0)
+            shift.append(math.atanh(offset[-1] / half[-1]))
+            hh.append(L // 2)
+            place.append(p)
+            p *= L
+        for name, v in (("q_half", half), ("q_offset", offset), ("q_shift", shift), ("q_h", hh)):
+            self.register_buffer(name, torch.tensor(v, dtype=torch.float32), persistent=False)
+        self.register_buffer("lo", -torch.tensor(hh, dtype=torch.float32), persistent=False)
+        self.register_buffer("hi", torch.tensor([L - 1 - h_ for L, h_ in zip(self.levels, hh)], dtype=torch.float32), persistent=False)
+        self.register_buffer("place", torch.tensor(place, dtype=torch.int32), persistent=False)
+
+    def quantize(self, x):
+        z = self.encoder(x).permute(0, 2, 3, 1)  # [N, 7, 7, d]
+        b = torch.tanh(z + self.q_shift) * self.q_half - self.q_offset
+        r = torch.round(b).detach().clamp(self.lo, self.hi)
+        codes = (b + (r - b).detach()) / self.q_h  # straight-through: d codes / dz = d(b/h)/dz
+        indices = ((r - self.lo).to(torch.int32) * self.place).sum(-1)
+        return codes.permute(0, 3, 1, 2), indices
+
+    def training_loss(self, x, step):
+        codes, _ = self.quantize(x)
+        return reconstruction_loss(self.loss, self.decoder(codes), x)
+
+    def reconstruct(self, x):
+        return torch.sigmoid(self.decoder(self.quantize(x)[0]))
+
+    def after_step(self, step):
+        pass
+
+
+def make_model(cfg):
+    kinds = {"ae": Autoencoder, "vae": Vae, "vqvae": VqVae, "fsq": FsqAutoencoder}
+    return kinds[cfg["model"]](cfg)
+
+
+def load_into(model, state):
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise SystemExit(f"compare_torch: the checkpoint lacks {missing}")
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise SystemExit(f"compare_torch: {k}: PyTorch {tuple(v.shape)}, latent {tuple(state[k].shape)}")
+    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own})
+
+
+# ------------------------------------------------------------------ latent's side
+
+# name in this tool -> (latent train options, train_step_bench model name)
+MODELS = {
+    "ae": (["--model", "ae"], "ae"),
+    "vae": (["--model", "vae"], "vae"),
+    "vqvae": (["--model", "vqvae"], None),
+    "vqvae_ema": (["--model", "vqvae", "--ema", "--dead-code-threshold", "1"], "vqvae_ema"),
+    "fsq": (["--model", "fsq"], "fsq"),
+}
+
+
+def env_threads(threads):
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["LATENT_BENCH_DEVICE"] = "cpu"
+    return env
+
+
+def latent_checkpoint(args, name, out):
+    """Three steps on the first `batch` training images (one batch, reshuffled each epoch):
+    checkpoint-1 holds the weights (and optimizer, EMA state) after step 1, metrics.jsonl's
+    step-2 line the training loss of exactly those weights on those images, and checkpoint-2
+    the parameters after step 2 (forward, backward and AdamW from checkpoint-1)."""
+    cmd = [args.latent, "train", *MODELS[name][0], "--device", "cpu", "--steps", "3",
+           "--checkpoint-every", "1", "--log-every", "1",
+           "--batch-size", str(args.batch), "--train-limit", str(args.batch),
+           "--test-limit", str(args.test_limit), "--out", out, "--silent", "--overwrite"]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    subprocess.run(cmd, check=True, env=env_threads(args.threads))
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    step2 = [l for l in lines if l.get("step") == 2 and "loss" in l]
+    return (os.path.join(out, "checkpoint-1.safetensors"), step2[0]["loss"],
+            os.path.join(out, "checkpoint-2.safetensors"))
+
+
+def one_step_difference(cfg, ckpt1, ckpt2, images):
+    """Loads checkpoint-1's model and AdamW state, takes latent's step 2 on `images` in
+    PyTorch and returns the largest |parameter - checkpoint-2's| (the backward and AdamW)."""
+    tensors, _ = load_safetensors(ckpt1)
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    model = make_model(cfg)
+    load_into(model, state)
+    model.train()
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=cfg["weight_decay"])
+    for i, prm in enumerate(params):
+        opt.state[prm] = {"step": tensors[f"optimizer.state.{i}.step"].to(torch.float32).reshape(()),
+                          "exp_avg": tensors[f"optimizer.state.{i}.exp_avg"].clone(),
+                          "exp_avg_sq": tensors[f"optimizer.state.{i}.exp_avg_sq"].clone()}
+    opt.zero_grad(set_to_none=True)
+    model.training_loss(images, 1).backward()
+    opt.step()
+    after, _ = model_state(ckpt2)
+    names = [n for n, _ in model.named_parameters()]
+    return max((prm.detach() - after[n]).abs().max().item() for n, prm in zip(names, params))
+
+
+def latent_eval_mse(args, checkpoint):
+    cmd = [args.latent, "eval", "--checkpoint", checkpoint, "--device", "cpu", "--json",
+           "--test-limit", str(args.test_limit)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env_threads(args.threads))
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
+    return json.loads(line)["test_mse"]
+
+
+def idx_images(args, split, n):
+    d = args.data_dir or os.environ.get("LATENT_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist"
+    for name in (f"{split}-images-idx3-ubyte.gz", f"{split}-images-idx3-ubyte"):
+        path = os.path.join(d, name)
+        if os.path.exists(path):
+            raw = (gzip.open if name.endswith(".gz") else open)(path, "rb").read()
+            magic, count, rows, cols = struct.unpack(">IIII", raw[:16])
+            assert magic == 2051 and rows == 28 and cols == 28, path
+            n = min(n, count)
+            pix = torch.frombuffer(bytearray(raw[16 : 16 + n * 784]), dtype=torch.uint8)
+            return pix.reshape(n, 1, 28, 28).to(torch.float32) / 255.0
+    return None
+
+
+def latent_bench(args, bench_name):
+    cmd = [args.bench, f"--benchmark_filter=^BM_train_step_{bench_name}/{args.batch}/",
+           "--benchmark_format=json", f"--benchmark_min_time={args.min_time}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env_threads(args.threads))
+    runs = json.loads(out.stdout)["benchmarks"]
+    if not runs:
+        raise SystemExit(f"compare_torch: {args.bench} has no BM_train_step_{bench_name}/{args.batch}")
+    return runs[0]["images/s"]
+
+
+# ------------------------------------------------------------------ PyTorch's side
+
+
+def torch_run(args, cfg, state):
+    model = make_model(cfg)
+    load_into(model, state)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=cfg["weight_decay"])
+    x = torch.rand(args.batch, 1, 28, 28)
+
+    def step(s):
+        opt.zero_grad(set_to_none=True)
+        loss = model.training_loss(x, s)
+        loss.backward()
+        opt.step()
+        model.after_step(s)
+
+    for s in range(3):
+        step(s)
+    steps, start = 0, time.perf_counter()
+    while True:
+        step(3 + steps)
+        steps += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= args.min_time:
+            return steps * args.batch / elapsed
+
+
+def load1():
+    return os.getloadavg()[0]
+
+
+def main():
+    p = argparse.ArgumentParser(description="latent's cpu training step beside PyTorch eager's")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p.add_argument("--build", default=os.path.join(root, "build"),
+                   help="latent build directory (tools/latent, bench/train_step_bench; default: the repository's build/)")
+    p.add_argument("--models", default="ae,vae,vqvae_ema,fsq", help="comma list of ae, vae, vqvae, vqvae_ema, fsq")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=5, help="interleaved latent/PyTorch timing pairs per model")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds per timing run")
+    p.add_argument("--test-limit", type=int, default=500, help="test images of the loss check")
+    p.add_argument("--tolerance", type=float, default=1e-5)
+    p.add_argument("--data-dir", default="")
+    p.add_argument("--check-only", action="store_true", help="the loss check, no timing")
+    p.add_argument("--no-check", action="store_true", help="timing only (weights still from a latent checkpoint)")
+    args = p.parse_args()
+    args.latent = os.path.join(args.build, "tools", "latent")
+    args.bench = os.path.join(args.build, "bench", "train_step_bench")
+    for exe in (args.latent, args.bench):
+        if not os.access(exe, os.X_OK):
+            raise SystemExit(f"compare_torch: no {exe}: build latent (Release) first, or pass --build DIR")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; latent from {args.build}; "
+          f"batch {args.batch}; {os.cpu_count()} cpus", flush=True)
+
+    images = None if args.no_check else idx_images(args, "t10k", args.test_limit)
+    train_images = None if args.no_check else idx_images(args, "train", args.batch)
+    if images is None and not args.no_check:
+        print("no Fashion-MNIST test images found: the loss check is skipped", flush=True)
+    failed = False
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="compare-torch-") as tmp:
+        for name in args.models.split(","):
+            if name not in MODELS:
+                raise SystemExit(f"compare_torch: unknown model {name!r} ({', '.join(MODELS)})")
+            ckpt, train_loss, ckpt2 = latent_checkpoint(args, name, os.path.join(tmp, name))
+            state, cfg = model_state(ckpt)
+            checks = []
+            if train_images is not None and cfg["model"] != "vae":  # the VAE's loss is noisy
+                model = make_model(cfg)
+                load_into(model, state)
+                model.train()
+                with torch.no_grad():
+                    ours = model.training_loss(train_images, 1).item()
+                checks.append((f"training loss, step 2, {train_images.shape[0]} train images", train_loss, ours))
+                diff = one_step_difference(cfg, ckpt, ckpt2, train_images)
+                checks.append(("parameters after step 2: max |diff|", 0.0, diff))
+            if images is not None:
+                model = make_model(cfg)
+                load_into(model, state)
+                model.eval()
+                with torch.no_grad():
+                    ours = F.mse_loss(model.reconstruct(images), images, reduction="sum").item() / images.numel()
+                checks.append((f"test MSE, {images.shape[0]} test images", latent_eval_mse(args, ckpt), ours))
+            for what, theirs, ours in checks:
+                diff = abs(ours - theirs)
+                ok = diff <= args.tolerance
+                failed |= not ok
+                print(f"check {name:10s} {what:42s} latent {theirs:.8f}  PyTorch {ours:.8f}  "
+                      f"|diff| {diff:.2e}  {'ok' if ok else 'MISMATCH'}", flush=True)
+            bench_name = MODELS[name][1]
+            if args.check_only or bench_name is None:
+                continue
+            ours_ips, theirs_ips, loads = [], [], []
+            for i in range(args.pairs):
+                # Alternate which side runs first, so a load that rises or falls through a
+                # pair does not always favour the same side.
+                sides = [("latent", lambda: theirs_ips.append(latent_bench(args, bench_name))),
+                         ("torch", lambda: ours_ips.append(torch_run(args, cfg, state)))]
+                for _, run in sides if i % 2 == 0 else sides[::-1]:
+                    loads.append(load1())
+                    run()
+                print(f"  {name} pair {i + 1}: latent {theirs_ips[-1]:8.1f} img/s  PyTorch {ours_ips[-1]:8.1f} img/s  "
+                      f"(load {loads[-2]:.2f}/{loads[-1]:.2f})", flush=True)
+            rows.append((name, statistics.median(theirs_ips), max(theirs_ips), statistics.median(ours_ips),
+                         max(ours_ips), min(loads), max(loads)))
+    if rows:
+        print()
+        print(f"training step, batch {args.batch}, {args.threads} threads each, {args.pairs} interleaved pairs "
+              f"of >= {args.min_time:g} s runs; ratio = latent median / PyTorch median (> 1: latent faster)")
+        print("| model | latent img/s median | latent best | PyTorch img/s median | PyTorch best | ratio | load avg (1 min) |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for name, lm, lb, tm, tb, lo, hi in rows:
+            print(f"| {name} | {lm:.0f} | {lb:.0f} | {tm:.0f} | {tb:.0f} | {lm / tm:.2f} | {lo:.2f}-{hi:.2f} |")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
