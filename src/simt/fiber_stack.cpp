@@ -4,6 +4,11 @@
 #include <unistd.h>
 
 #include "latent/error.h"
+#include "simt/sanitizer.h"
+
+#if LATENT_SIMT_ASAN
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
+#endif
 
 namespace latent::simt::detail {
 
@@ -20,6 +25,11 @@ boost::context::stack_context FiberStackPool::allocate() {
   if (!free_.empty()) {
     const boost::context::stack_context stack = free_.back();
     free_.pop_back();
+#if LATENT_SIMT_ASAN
+    // A reused stack may still carry the redzones of frames its last fiber left by a switch
+    // or an unwind ASan did not see return: a fresh fiber starts on clean shadow.
+    __asan_unpoison_memory_region(static_cast<char*>(stack.sp) - stack.size, stack.size);
+#endif
     last_ = stack;
     return stack;
   }
@@ -39,6 +49,10 @@ boost::context::stack_context FiberStackPool::allocate() {
   boost::context::stack_context stack;
   stack.size = usable_bytes_ - colour;
   stack.sp = static_cast<char*>(mapping) + total - colour;
+#if LATENT_SIMT_ASAN
+  // The range may have held another OS thread's stacks, unmapped with their shadow poisoned.
+  __asan_unpoison_memory_region(static_cast<char*>(stack.sp) - stack.size, stack.size);
+#endif
   last_ = stack;
   return stack;
 }
