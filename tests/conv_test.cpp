@@ -6,6 +6,8 @@
 // cuda backend against cpu; gradients against finite differences; bad input.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <functional>
 #include <string>
@@ -295,6 +297,67 @@ TEST(ConvGrad, ConvTranspose2d) {
         [k, o](const Tensors& in) {
           return conv_transpose2d(in[0], in[1], k.bias ? in[2] : Tensor(), o);
         })));
+  }
+}
+
+// The weight gradient sums over the whole batch: dW[o, c, u, v] = Σ_n Σ_(i,j) g[n, o, i, j] ·
+// x[n, c, i·s − p + u, j·s − p + v]. At batch 19 the cpu backend's image-at-a-time
+// convolution sums it in three partials (8 + 8 + 3 images); checked against float64 with the
+// bound for all N·OH·OW terms, for conv2d and for conv_transpose2d (whose weight gradient is
+// the same sum with x and g exchanged), and bitwise the same with 1 and with 2 threads.
+TEST(ConvGrad, WeightGradientOverABatchOfManyImages) {
+  const Conv k{19, 3, 9, 9, 5, 4, 4, 2, 1, 0, false};  // conv2d x [19, 3, 9, 9] -> [19, 5, 4, 4]
+  const std::int64_t oh = k.out_h(), ow = k.out_w();
+  for (Device device : test::devices()) {
+    Generator gen(1005);
+    const Tensor x = uniform_tensor({k.n, k.c, k.h, k.w}, gen, -1, 1, DType::f32);
+    const Tensor g = uniform_tensor({k.n, k.oc, oh, ow}, gen, -1, 1, DType::f32);
+    const Tensor w = uniform_tensor({k.oc, k.c, k.kh, k.kw}, gen, -1, 1, DType::f32);
+    const std::vector<double> xs = values_of(x), gs = values_of(g);
+    std::vector<double> ref(static_cast<std::size_t>(k.oc * k.c * k.kh * k.kw), 0.0);
+    std::vector<double> bound(ref.size(), 0.0);
+    for (std::int64_t n = 0; n < k.n; ++n)
+      for (std::int64_t o = 0; o < k.oc; ++o)
+        for (std::int64_t c = 0; c < k.c; ++c)
+          for (std::int64_t u = 0; u < k.kh; ++u)
+            for (std::int64_t v = 0; v < k.kw; ++v)
+              for (std::int64_t i = 0; i < oh; ++i)
+                for (std::int64_t j = 0; j < ow; ++j) {
+                  const std::int64_t ih = i * k.stride - k.padding + u;
+                  const std::int64_t iw = j * k.stride - k.padding + v;
+                  if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
+                  const double t = gs[((n * k.oc + o) * oh + i) * ow + j] *
+                                   xs[((n * k.c + c) * k.h + ih) * k.w + iw];
+                  const std::size_t at = ((o * k.c + c) * k.kh + u) * k.kw + v;
+                  ref[at] += t;
+                  bound[at] += std::abs(t);
+                }
+    const std::vector<double> allowed = sum_error_bound(bound, k.n * oh * ow, test::kU32);
+    auto weight_gradients = [&] {
+      const Tensor xd = x.to(device), gd = g.to(device);
+      const Tensor wd = w.to(device).clone().requires_grad_(true);
+      const Tensor y = conv2d(xd, wd, Tensor(), {k.stride, k.padding, 0});
+      sum(mul(y, gd)).backward();
+      // conv_transpose2d's weight [C_in = 5, C_out = 3, 4, 4] maps g back to x's shape.
+      const Tensor wt = w.to(device).clone().requires_grad_(true);
+      const Tensor t = conv_transpose2d(gd, wt, Tensor(), {k.stride, k.padding, 1});
+      EXPECT_EQ(t.shape(), x.shape());
+      sum(mul(t, xd)).backward();
+      return std::vector<std::vector<double>>{values_of(wd.grad()), values_of(wt.grad())};
+    };
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one_thread = weight_gradients();
+    omp_set_num_threads(2);
+    const auto two_threads = weight_gradients();
+    omp_set_num_threads(threads);
+    for (int which = 0; which < 2; ++which) {
+      SCOPED_TRACE(std::string(which == 0 ? "conv2d" : "conv_transpose2d") + " on " + device.str());
+      ASSERT_EQ(one_thread[which].size(), ref.size());
+      for (std::size_t i = 0; i < ref.size(); ++i)
+        ASSERT_LE(std::abs(one_thread[which][i] - ref[i]), allowed[i]) << "dW element " << i;
+      EXPECT_EQ(one_thread[which], two_threads[which]);
+    }
   }
 }
 

@@ -8,6 +8,8 @@
 // where Y' and G' are the output and its gradient with N and OC swapped.
 // conv_transpose2d is the adjoint of conv2d, so its forward is conv2d's input gradient and
 // its input gradient is conv2d's forward; the three primitives below serve both.
+// A backend may run each primitive whole instead (backend::ConvTable's optional entries):
+// the cpu backend goes one image at a time, keeping each image's columns in cache.
 #include "backends/conv.h"
 #include "backends/registry.h"
 #include "core/tensor_impl.h"
@@ -33,8 +35,17 @@ Tensor from_channel_major(const Tensor& m, std::int64_t n, std::int64_t h, std::
   return m.reshape({m.shape()[0], n, h, w}).permute({1, 0, 2, 3}).contiguous();
 }
 
+const backend::ConvTable& conv_table(const Tensor& t) {
+  return backend::lookup<backend::ConvTable>(t.device());
+}
+
 // y [N, OC, OH, OW] = conv(x [N, C, H, W], w [OC, C, KH, KW]). No autograd.
 Tensor conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g) {
+  if (const auto& table = conv_table(x); table.forward != nullptr) {
+    Tensor y = empty({g.batch, w.shape()[0], g.out_h, g.out_w}, x.dtype(), x.device());
+    table.forward(g, x.contiguous(), w.contiguous(), y);
+    return y;
+  }
   Tensor cols = empty({g.col_rows(), g.col_cols()}, x.dtype(), x.device());
   backend::lookup<backend::ConvTable>(x.device()).im2col(g, x.contiguous(), cols);
   const Tensor y = matmul(w.reshape({w.shape()[0], g.col_rows()}), cols);
@@ -43,6 +54,11 @@ Tensor conv_forward(const Tensor& x, const Tensor& w, const ConvGeometry& g) {
 
 // dL/dx [N, C, H, W] from dL/dy [N, OC, OH, OW] and w. No autograd.
 Tensor conv_backward_input(const Tensor& dy, const Tensor& w, const ConvGeometry& g) {
+  if (const auto& table = conv_table(dy); table.backward_input != nullptr) {
+    Tensor dx = empty({g.batch, g.channels, g.height, g.width}, dy.dtype(), dy.device());
+    table.backward_input(g, dy.contiguous(), w.contiguous(), dx);
+    return dx;
+  }
   const Tensor dcols =
       matmul(w.reshape({w.shape()[0], g.col_rows()}).t(), to_channel_major(dy));
   Tensor dx = empty({g.batch, g.channels, g.height, g.width}, dy.dtype(), dy.device());
@@ -53,6 +69,11 @@ Tensor conv_backward_input(const Tensor& dy, const Tensor& w, const ConvGeometry
 // dL/dw [OC, C, KH, KW] from dL/dy and x. No autograd.
 Tensor conv_backward_weight(const Tensor& dy, const Tensor& x, const ConvGeometry& g,
                             const Shape& w_shape) {
+  if (const auto& table = conv_table(x); table.backward_weight != nullptr) {
+    Tensor dw = empty(w_shape, dy.dtype(), dy.device());
+    table.backward_weight(g, dy.contiguous(), x.contiguous(), dw);
+    return dw;
+  }
   Tensor cols = empty({g.col_rows(), g.col_cols()}, x.dtype(), x.device());
   backend::lookup<backend::ConvTable>(x.device()).im2col(g, x.contiguous(), cols);
   return matmul(to_channel_major(dy), cols.t()).reshape(w_shape);

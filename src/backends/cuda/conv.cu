@@ -47,7 +47,9 @@ void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) {
 }  // namespace
 
 void register_conv() {
-  backend::Registry<backend::ConvTable>::add(DeviceType::cuda, {&im2col, &col2im});
+  // No whole-convolution entries: src/ops/conv.cpp composes im2col, cuBLAS and col2im.
+  backend::Registry<backend::ConvTable>::add(DeviceType::cuda,
+                                             {&im2col, &col2im, nullptr, nullptr, nullptr});
 }
 
 }  // namespace latent::cuda
