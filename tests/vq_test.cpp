@@ -276,6 +276,62 @@ TEST_F(Vq, TiesGoToTheLowestIndex) {
   }
 }
 
+// The cpu argmin screens float codes in float and rescores the near-best in double
+// (src/backends/cpu/vq.cpp); its answer must be exactly the definition's: the first k of the
+// smallest ‖e_k‖² − 2·z·e_k, each sum in double in order. Checked on clusters of codes a few
+// float ulps apart (and exact duplicates), rows on and between them, random rows, a row of
+// values near 1e19 (where the float pass could overflow: scored exactly).
+TEST_F(Vq, CpuArgminIsTheExactDefinitionOnNearTies) {
+  const auto floats = [](const Tensor& t) {
+    const std::vector<double> v = values_of(t);
+    return std::vector<float>(v.begin(), v.end());
+  };
+  for (const std::int64_t D : {std::int64_t{16}, std::int64_t{37}}) {
+    const std::int64_t K = 300, N = 700;
+    Generator gen(2611);
+    std::vector<float> codes = floats(uniform({K, D}, -1, 1, gen, DType::f32));
+    // Codes 40..79 are 8 clusters of 5: a base code and copies nudged by a few ulps in one
+    // coordinate (the last of each cluster an exact duplicate of its base).
+    for (std::int64_t k = 40; k < 80; ++k) {
+      const std::int64_t base = 40 + (k - 40) / 5 * 5, nudge = (k - 40) % 5;
+      for (std::int64_t d = 0; d < D; ++d) codes[k * D + d] = codes[base * D + d];
+      float& v = codes[k * D + (k % D)];
+      for (std::int64_t step = 0; step < (nudge == 4 ? 0 : nudge + 1); ++step)
+        v = std::nextafter(v, 2.0f);
+    }
+    std::vector<float> rows = floats(uniform({N, D}, -1, 1, gen, DType::f32));
+    for (std::int64_t i = 0; i < 400; ++i) {  // rows on a cluster's codes, or a hair off them
+      const std::int64_t k = 40 + i % 40;
+      for (std::int64_t d = 0; d < D; ++d) rows[i * D + d] = codes[k * D + d];
+      if (i % 3 == 1) rows[i * D + (i % D)] = std::nextafter(rows[i * D + (i % D)], -2.0f);
+    }
+    for (std::int64_t d = 0; d < D; ++d) rows[(N - 2) * D + d] = 1e19f * (d % 2 ? 1 : -1);
+    std::vector<std::int32_t> want(N);
+    for (std::int64_t i = 0; i < N; ++i) {
+      double best = std::numeric_limits<double>::infinity();
+      std::int32_t best_k = -1;
+      for (std::int64_t k = 0; k < K; ++k) {
+        double norm = 0.0, dot = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) norm += double(codes[k * D + d]) * codes[k * D + d];
+        for (std::int64_t d = 0; d < D; ++d) dot += double(rows[i * D + d]) * codes[k * D + d];
+        const double score = norm - 2.0 * dot;
+        if (score < best) best = score, best_k = static_cast<std::int32_t>(k);
+      }
+      want[i] = std::isfinite(best) ? best_k : -1;
+    }
+    const Tensor z = from_vector(std::vector<double>(rows.begin(), rows.end()), {N, D}).to(DType::f32);
+    const Tensor e = from_vector(std::vector<double>(codes.begin(), codes.end()), {K, D}).to(DType::f32);
+    const VqArgminResult got = vq_argmin(z, e);
+    const std::vector<double> indices = values_of(got.indices);
+    std::int64_t on_clusters = 0;
+    for (std::int64_t i = 0; i < N; ++i) {
+      ASSERT_EQ(static_cast<std::int32_t>(indices[i]), want[i]) << "row " << i << ", D = " << D;
+      on_clusters += want[i] >= 40 && want[i] < 80;
+    }
+    EXPECT_GE(on_clusters, 400);  // the clustered rows did land on the clusters
+  }
+}
+
 // Splitting the code range over blocks changes the launch, never the answer.
 TEST_F(Vq, TiledSplitsGiveIdenticalIndices) {
   OpCase k;

@@ -2,13 +2,16 @@
 // kernels/vq_argmin.cuh and kernels/vq_ema.cuh is tested against. Plain loops (OpenMP over
 // independent rows or codes), sums accumulated in double in a fixed order, so the results
 // do not depend on the thread count.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backends/dispatch.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/vector_math.h"
 #include "backends/registry.h"
 #include "backends/vq.h"
 #include "kernels/vq_ema.cuh"
@@ -21,7 +24,103 @@ using backend::ptr;
 
 constexpr std::int64_t kParallelWork = 1 << 15;
 
-// s_ik = ‖e_k‖² − 2·z_i·e_k in double; the first of equal values wins (lowest k).
+// s_ik = ‖e_k‖² − 2·z_i·e_k in double, summed over d in order; the first of equal values
+// wins (lowest k). The whole definition of the cpu argmin: every answer below is this one.
+template <class T>
+double exact_score(const T* row, const T* e, double norm, std::int64_t D) {
+  double dot = 0.0;
+  for (std::int64_t d = 0; d < D; ++d) dot += double(row[d]) * e[d];
+  return norm - 2.0 * dot;
+}
+
+// Codes screened per block of the float pass: 128 floats of accumulators, eight AVX-512 or
+// sixteen AVX2 registers, enough independent fma chains to hide the fma latency.
+constexpr std::int64_t kScreenBlock = 128;
+
+// The float screening pass for one row: scores[k] = fl(‖e_k‖²) − 2·z·e_k, the dot product an
+// fma chain over d, vectorized across codes (the codebook transposed to [D, K padded]).
+LATENT_CPU_VECTOR_CLONES
+void screen_row(const float* row, std::int64_t D, const float* codes_t, const float* norms,
+                std::int64_t k_padded, float* scores) {
+  for (std::int64_t k0 = 0; k0 < k_padded; k0 += kScreenBlock) {
+    float acc[kScreenBlock] = {};
+    for (std::int64_t d = 0; d < D; ++d) {
+      const float zd = row[d];
+      const float* column = codes_t + d * k_padded + k0;
+      for (std::int64_t j = 0; j < kScreenBlock; ++j) acc[j] = std::fma(zd, column[j], acc[j]);
+    }
+    for (std::int64_t j = 0; j < kScreenBlock; ++j) scores[k0 + j] = norms[k0 + j] - 2.0f * acc[j];
+  }
+}
+
+// For float inputs the codes are first screened in float, then only the codes whose float
+// score is within the float error of the best are scored exactly (exact_score). The float
+// score of any code is within B of its exact score, where
+//     B = (D + 4) · 2^−23 · (max_k ‖e_k‖² + 2·‖z‖·max_k ‖e_k‖) + D · 2^−126
+// (the fma chain's γ_D·Σ|z_d·e_d| ≤ γ_D·‖z‖·‖e‖ by Cauchy–Schwarz, the norm's and the
+// subtraction's roundings, underflow, and the exact score's own double roundings, all with
+// room to spare). The exact winner k* then has float score ≤ min_k float score + 2B, so it is
+// among the rescored codes, and so is every code tied with it: the answer, ties included, is
+// the exact loop's. Rows where the float pass could overflow (bound ≥ 1e36) or meet a NaN
+// are scored exactly throughout. Typically one or two codes per row are rescored; the float
+// pass is K·D/16 AVX-512 fmas per row instead of K·D dependent double multiply-adds.
+void argmin_screened(const float* zp, const float* ep, std::int64_t N, std::int64_t K,
+                     std::int64_t D, const std::vector<double>& norms, std::int32_t* out,
+                     std::int64_t* best_codes) {
+  const std::int64_t k_padded = (K + kScreenBlock - 1) / kScreenBlock * kScreenBlock;
+  std::vector<float> codes_t(static_cast<std::size_t>(D * k_padded), 0.0f);
+  std::vector<float> norms_f(static_cast<std::size_t>(k_padded),
+                             std::numeric_limits<float>::infinity());
+  double max_norm = 0.0;
+  for (std::int64_t k = 0; k < K; ++k) {
+    for (std::int64_t d = 0; d < D; ++d) codes_t[d * k_padded + k] = ep[k * D + d];
+    norms_f[k] = static_cast<float>(norms[k]);
+    max_norm = std::max(max_norm, norms[k]);  // NaN norms leave it; caught below
+  }
+  bool codebook_finite = true;
+  for (std::int64_t k = 0; k < K; ++k) codebook_finite = codebook_finite && std::isfinite(norms[k]);
+  const double max_length = std::sqrt(max_norm);
+#pragma omp parallel if (N * K * D > kParallelWork)
+  {
+    std::vector<float> scores(static_cast<std::size_t>(k_padded));
+#pragma omp for schedule(dynamic, 64)
+    for (std::int64_t i = 0; i < N; ++i) {
+      const float* row = zp + i * D;
+      double row_norm = 0.0;
+      for (std::int64_t d = 0; d < D; ++d) row_norm += double(row[d]) * row[d];
+      const double scale = max_norm + 2.0 * std::sqrt(row_norm) * max_length;
+      double best = std::numeric_limits<double>::infinity();
+      std::int64_t best_k = -1;
+      if (codebook_finite && scale < 1e36) {
+        screen_row(row, D, codes_t.data(), norms_f.data(), k_padded, scores.data());
+        float lowest = scores[0];
+        for (std::int64_t k = 1; k < K; ++k) lowest = std::min(lowest, scores[k]);
+        const double bound = double(D + 4) * 0x1p-23 * scale + double(D) * 0x1p-126;
+        const double threshold = double(lowest) + 2.0 * bound;
+        for (std::int64_t k = 0; k < K; ++k) {
+          if (double(scores[k]) > threshold) continue;
+          const double s = exact_score(row, ep + k * D, norms[k], D);
+          if (s < best) {
+            best = s;
+            best_k = k;
+          }
+        }
+      } else {
+        for (std::int64_t k = 0; k < K; ++k) {
+          const double s = exact_score(row, ep + k * D, norms[k], D);
+          if (s < best) {
+            best = s;
+            best_k = k;
+          }
+        }
+      }
+      const bool finite = std::isfinite(best);
+      out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
+      best_codes[i] = finite ? best_k : -1;
+    }
+  }
+}
+
 void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
                const Tensor& distances, const VqArgminOptions&) {
   const std::int64_t N = z.size(0), K = codebook.size(0), D = z.size(1);
@@ -37,35 +136,41 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
       for (std::int64_t d = 0; d < D; ++d) acc += double(ep[k * D + d]) * ep[k * D + d];
       norms[k] = acc;
     }
+    std::vector<std::int64_t> best_codes(static_cast<std::size_t>(N));
+    if constexpr (std::is_same_v<T, float>) {
+      argmin_screened(zp, ep, N, K, D, norms, out, best_codes.data());
+    } else {
 #pragma omp parallel for schedule(static) if (N * K * D > kParallelWork)
+      for (std::int64_t i = 0; i < N; ++i) {
+        const T* row = zp + i * D;
+        double best = std::numeric_limits<double>::infinity();
+        std::int64_t best_k = -1;
+        for (std::int64_t k = 0; k < K; ++k) {
+          const double s = exact_score(row, ep + k * D, norms[k], D);
+          if (s < best) {
+            best = s;
+            best_k = k;
+          }
+        }
+        const bool finite = std::isfinite(best);
+        out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
+        best_codes[i] = finite ? best_k : -1;
+      }
+    }
+    if (!dist) return;
+#pragma omp parallel for schedule(static) if (N * D > kParallelWork)
     for (std::int64_t i = 0; i < N; ++i) {
-      const T* row = zp + i * D;
-      double best = std::numeric_limits<double>::infinity();
-      std::int64_t best_k = -1;
-      for (std::int64_t k = 0; k < K; ++k) {
-        const T* e = ep + k * D;
-        double dot = 0.0;
-        for (std::int64_t d = 0; d < D; ++d) dot += double(row[d]) * e[d];
-        const double s = norms[k] - 2.0 * dot;
-        if (s < best) {
-          best = s;
-          best_k = k;
-        }
+      const std::int64_t best_k = best_codes[i];
+      if (best_k < 0) {
+        dist[i] = std::numeric_limits<T>::quiet_NaN();
+        continue;
       }
-      const bool finite = std::isfinite(best);
-      out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
-      if (dist) {
-        if (!finite) {
-          dist[i] = std::numeric_limits<T>::quiet_NaN();
-          continue;
-        }
-        double acc = 0.0;
-        for (std::int64_t d = 0; d < D; ++d) {
-          const double diff = double(row[d]) - ep[best_k * D + d];
-          acc += diff * diff;
-        }
-        dist[i] = static_cast<T>(acc);
+      double acc = 0.0;
+      for (std::int64_t d = 0; d < D; ++d) {
+        const double diff = double(zp[i * D + d]) - ep[best_k * D + d];
+        acc += diff * diff;
       }
+      dist[i] = static_cast<T>(acc);
     }
   });
 }
