@@ -39,102 +39,99 @@ using backend::dispatch_floating;
 using backend::ptr;
 using backend::ConvGeometry;
 
-// The valid output columns [begin, end) of kernel column kw: those whose input column
-// ow·stride − padding + kw lies inside the image.
-void valid_range(std::int64_t out, std::int64_t size, std::int64_t stride,
-                        std::int64_t offset, std::int64_t& begin, std::int64_t& end) {
-  // ow·stride + offset >= 0  and  ow·stride + offset < size
-  begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  end = size - offset <= 0 ? 0 : std::min(out, (size - offset + stride - 1) / stride);
-  if (end < begin) end = begin;
+// The per-image loops work on one channel at a time, zero-padded into a small buffer of
+// (H + 2p) × (W + 2p) elements (L1-resident for these images), so that every window tap
+// reads or writes in bounds: no per-row range checks, no short fills, and with the stride a
+// compile-time constant (1 and 2, the strides the models use) the inner loops are plain.
+struct PaddedPlane {
+  std::int64_t height, width;  // H + 2p, W + 2p
+  std::int64_t size() const { return height * width; }
+};
+PaddedPlane padded_plane(const ConvGeometry& g) {
+  return {g.height + 2 * g.padding, g.width + 2 * g.padding};
 }
 
-// One row of one image's columns: line[oh·OW + ow] = image[c, oh·s − p + kh, ow·s − p + kw].
 template <class T>
-void im2col_row(const ConvGeometry& g, const T* channel, std::int64_t kh, std::int64_t kw,
-                T* line) {
-  std::int64_t ow_begin, ow_end;
-  const std::int64_t shift = kw - g.padding;
-  valid_range(g.out_w, g.width, g.stride, shift, ow_begin, ow_end);
+void pad_channel(const ConvGeometry& g, const T* channel, T* padded) {
+  const PaddedPlane pp = padded_plane(g);
+  std::fill(padded, padded + pp.size(), T(0));
+  for (std::int64_t h = 0; h < g.height; ++h)
+    std::copy(channel + h * g.width, channel + (h + 1) * g.width,
+              padded + (h + g.padding) * pp.width + g.padding);
+}
+
+// line[oh·OW + ow] = padded[oh·s + kh, ow·s + kw] for one tap (kh, kw).
+template <std::int64_t kStride, class T>
+void gather_tap(const ConvGeometry& g, std::int64_t stride, const T* padded,
+                std::int64_t padded_width, std::int64_t kh, std::int64_t kw, T* line) {
+  const std::int64_t s = kStride > 0 ? kStride : stride;
   for (std::int64_t oh = 0; oh < g.out_h; ++oh, line += g.out_w) {
-    const std::int64_t ih = oh * g.stride - g.padding + kh;
-    if (ih < 0 || ih >= g.height) {
-      std::fill(line, line + g.out_w, T(0));
-      continue;
-    }
-    const T* src = channel + ih * g.width + shift;
-    std::fill(line, line + ow_begin, T(0));
-    if (g.stride == 1) {
-      std::copy(src + ow_begin, src + ow_end, line + ow_begin);
-    } else {
-      for (std::int64_t ow = ow_begin; ow < ow_end; ++ow) line[ow] = src[ow * g.stride];
-    }
-    std::fill(line + ow_end, line + g.out_w, T(0));
+    const T* src = padded + (oh * s + kh) * padded_width + kw;
+    for (std::int64_t ow = 0; ow < g.out_w; ++ow) line[ow] = src[ow * s];
   }
 }
 
-// cols[(c·KH + kh)·KW + kw, oh·OW + ow] of one image, rows `ld` elements apart.
-template <class T>
-void im2col_image(const ConvGeometry& g, const T* image, T* cols, std::int64_t ld) {
+// padded[oh·s + kh, ow·s + kw] += line[oh·OW + ow] for one tap.
+template <std::int64_t kStride, class T>
+void scatter_tap(const ConvGeometry& g, std::int64_t stride, const T* line, T* padded,
+                 std::int64_t padded_width, std::int64_t kh, std::int64_t kw) {
+  const std::int64_t s = kStride > 0 ? kStride : stride;
+  for (std::int64_t oh = 0; oh < g.out_h; ++oh, line += g.out_w) {
+    T* dst = padded + (oh * s + kh) * padded_width + kw;
+    for (std::int64_t ow = 0; ow < g.out_w; ++ow) dst[ow * s] += line[ow];
+  }
+}
+
+template <std::int64_t kStride, class T>
+void im2col_image_strided(const ConvGeometry& g, const T* image, T* cols, std::int64_t ld,
+                          T* padded) {
+  const PaddedPlane pp = padded_plane(g);
   for (std::int64_t c = 0; c < g.channels; ++c) {
-    const T* channel = image + c * g.height * g.width;
+    pad_channel(g, image + c * g.height * g.width, padded);
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh)
       for (std::int64_t kw = 0; kw < g.kernel_w; ++kw)
-        im2col_row(g, channel, kh, kw, cols + ((c * g.kernel_h + kh) * g.kernel_w + kw) * ld);
+        gather_tap<kStride>(g, g.stride, padded, pp.width, kh, kw,
+                            cols + ((c * g.kernel_h + kh) * g.kernel_w + kw) * ld);
   }
+}
+
+// cols[(c·KH + kh)·KW + kw, oh·OW + ow] = x[c, oh·s − p + kh, ow·s − p + kw] (0 outside) of
+// one image, rows `ld` elements apart; `padded` holds padded_plane(g).size() elements.
+template <class T>
+void im2col_image(const ConvGeometry& g, const T* image, T* cols, std::int64_t ld, T* padded) {
+  if (g.stride == 1) return im2col_image_strided<1>(g, image, cols, ld, padded);
+  if (g.stride == 2) return im2col_image_strided<2>(g, image, cols, ld, padded);
+  im2col_image_strided<0>(g, image, cols, ld, padded);
 }
 
 // One image plane (n, c) = the sum of its rows' entries, in ascending (kh, kw, oh, ow) order:
-// each pixel adds its contributions in ascending (kh, kw), the order the cuda gather uses.
-template <class T>
-void col2im_plane(const ConvGeometry& g, const T* cols, std::int64_t ld, std::int64_t c,
-                  T* plane) {
-  std::fill(plane, plane + g.height * g.width, T(0));
-  for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-    for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-      const T* src = cols + ((c * g.kernel_h + kh) * g.kernel_w + kw) * ld;
-      std::int64_t ow_begin, ow_end;
-      const std::int64_t shift = kw - g.padding;
-      valid_range(g.out_w, g.width, g.stride, shift, ow_begin, ow_end);
-      for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-        const std::int64_t ih = oh * g.stride - g.padding + kh;
-        if (ih < 0 || ih >= g.height) continue;
-        T* dst = plane + ih * g.width + shift;
-        const T* line = src + oh * g.out_w;
-        for (std::int64_t ow = ow_begin; ow < ow_end; ++ow) dst[ow * g.stride] += line[ow];
-      }
-    }
+// each pixel adds its contributions in ascending (kh, kw), the order the cuda gather uses
+// (starting from 0; contributions that fall on the padding are dropped with it).
+template <std::int64_t kStride, class T>
+void col2im_plane_strided(const ConvGeometry& g, const T* cols, std::int64_t ld,
+                          std::int64_t c, T* plane, T* padded) {
+  const PaddedPlane pp = padded_plane(g);
+  std::fill(padded, padded + pp.size(), T(0));
+  for (std::int64_t kh = 0; kh < g.kernel_h; ++kh)
+    for (std::int64_t kw = 0; kw < g.kernel_w; ++kw)
+      scatter_tap<kStride>(g, g.stride, cols + ((c * g.kernel_h + kh) * g.kernel_w + kw) * ld,
+                           padded, pp.width, kh, kw);
+  for (std::int64_t h = 0; h < g.height; ++h) {
+    const T* src = padded + (h + g.padding) * pp.width + g.padding;
+    std::copy(src, src + g.width, plane + h * g.width);
   }
 }
 
-void im2col(const ConvGeometry& g, const Tensor& x, const Tensor& cols) {
-  dispatch_floating(x.dtype(), "im2col", [&](auto z) {
-    using T = decltype(z);
-    const T* in = ptr<T>(x);
-    T* out = ptr<T>(cols);
-    const std::int64_t ld = g.col_cols(), plane = g.out_h * g.out_w;
-    const std::int64_t image = g.channels * g.height * g.width;
-#pragma omp parallel for schedule(dynamic) if (cols.numel() > kParallelThreshold)
-    for (std::int64_t n = 0; n < g.batch; ++n) im2col_image(g, in + n * image, out + n * plane, ld);
-  });
+template <class T>
+void col2im_plane(const ConvGeometry& g, const T* cols, std::int64_t ld, std::int64_t c,
+                  T* plane, T* padded) {
+  if (g.stride == 1) return col2im_plane_strided<1>(g, cols, ld, c, plane, padded);
+  if (g.stride == 2) return col2im_plane_strided<2>(g, cols, ld, c, plane, padded);
+  col2im_plane_strided<0>(g, cols, ld, c, plane, padded);
 }
 
-void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) {
-  dispatch_floating(x.dtype(), "col2im", [&](auto z) {
-    using T = decltype(z);
-    const T* in = ptr<T>(cols);
-    T* out = ptr<T>(x);
-    const std::int64_t ld = g.col_cols(), plane = g.out_h * g.out_w;
-    const std::int64_t area = g.height * g.width;
-#pragma omp parallel for collapse(2) if (x.numel() > 4096)
-    for (std::int64_t n = 0; n < g.batch; ++n)
-      for (std::int64_t c = 0; c < g.channels; ++c)
-        col2im_plane(g, in + n * plane, ld, c, out + (n * g.channels + c) * area);
-  });
-}
-
-// Runs work(first, last, scratch) over [0, count) in pieces, each piece on one thread with
-// its own scratch of `scratch_elems` elements. With more than one piece and more than one
+// Runs work(i, scratch) for i in [0, count), each on one thread with that thread's scratch
+// of `scratch_elems` elements. With more than one piece and more than one
 // thread the pieces are handed out dynamically and each GEMM inside runs single-threaded
 // (OpenBLAS's OpenMP build sees the enclosing parallel region); otherwise they run in order
 // on the calling thread and OpenBLAS may thread each GEMM itself.
@@ -153,6 +150,33 @@ void for_each_piece(std::int64_t count, std::int64_t scratch_elems, const Work& 
   }
 }
 
+void im2col(const ConvGeometry& g, const Tensor& x, const Tensor& cols) {
+  dispatch_floating(x.dtype(), "im2col", [&](auto z) {
+    using T = decltype(z);
+    const T* in = ptr<T>(x);
+    T* out = ptr<T>(cols);
+    const std::int64_t ld = g.col_cols(), plane = g.out_h * g.out_w;
+    const std::int64_t image = g.channels * g.height * g.width;
+    for_each_piece<T>(g.batch, padded_plane(g).size(), [&](std::int64_t n, T* padded) {
+      im2col_image(g, in + n * image, out + n * plane, ld, padded);
+    });
+  });
+}
+
+void col2im(const ConvGeometry& g, const Tensor& cols, const Tensor& x) {
+  dispatch_floating(x.dtype(), "col2im", [&](auto z) {
+    using T = decltype(z);
+    const T* in = ptr<T>(cols);
+    T* out = ptr<T>(x);
+    const std::int64_t ld = g.col_cols(), plane = g.out_h * g.out_w;
+    const std::int64_t area = g.height * g.width;
+    for_each_piece<T>(g.batch, padded_plane(g).size(), [&](std::int64_t n, T* padded) {
+      for (std::int64_t c = 0; c < g.channels; ++c)
+        col2im_plane(g, in + n * plane, ld, c, out + (n * g.channels + c) * area, padded);
+    });
+  });
+}
+
 template <class T>
 constexpr DType dtype_of() {
   return sizeof(T) == 4 ? DType::f32 : DType::f64;
@@ -166,8 +190,8 @@ void conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const
     const T* in = ptr<T>(x);
     const T* weight = ptr<T>(w);
     T* out = ptr<T>(y);
-    for_each_piece<T>(g.batch, k * p, [&](std::int64_t n, T* cols) {
-      im2col_image(g, in + n * image, cols, p);
+    for_each_piece<T>(g.batch, k * p + padded_plane(g).size(), [&](std::int64_t n, T* cols) {
+      im2col_image(g, in + n * image, cols, p, cols + k * p);
       gemm(dtype_of<T>(), false, false, oc, p, k, 1.0, weight, k, cols, p, 0.0, out + n * oc * p, p);
     });
   });
@@ -182,10 +206,10 @@ void conv_backward_input(const ConvGeometry& g, const Tensor& dy, const Tensor& 
     const T* grad = ptr<T>(dy);
     const T* weight = ptr<T>(w);
     T* out = ptr<T>(dx);
-    for_each_piece<T>(g.batch, k * p, [&](std::int64_t n, T* dcols) {
+    for_each_piece<T>(g.batch, k * p + padded_plane(g).size(), [&](std::int64_t n, T* dcols) {
       gemm(dtype_of<T>(), true, false, k, p, oc, 1.0, weight, k, grad + n * oc * p, p, 0.0, dcols, p);
       for (std::int64_t c = 0; c < g.channels; ++c)
-        col2im_plane(g, dcols, p, c, out + (n * g.channels + c) * area);
+        col2im_plane(g, dcols, p, c, out + (n * g.channels + c) * area, dcols + k * p);
     });
   });
 }
@@ -205,12 +229,12 @@ void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor&
     const T* in = ptr<T>(x);
     T* out = ptr<T>(dw);
     std::vector<T> partials(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
-    for_each_piece<T>(pieces, k * p, [&](std::int64_t piece, T* cols) {
+    for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
       T* sum = pieces > 1 ? partials.data() + piece * wsize : out;
       const std::int64_t first = piece * kImagesPerPartial;
       const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
       for (std::int64_t n = first; n < last; ++n) {
-        im2col_image(g, in + n * image, cols, p);
+        im2col_image(g, in + n * image, cols, p, cols + k * p);
         gemm(dtype_of<T>(), false, true, oc, k, p, 1.0, grad + n * oc * p, p, cols, p,
              n == first ? 0.0 : 1.0, sum, k);
       }
