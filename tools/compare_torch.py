@@ -29,6 +29,11 @@ fsq, and the gradient-codebook vqvae for the check only):
    --min-time seconds after 3 warm-up steps.
    Prints model, latent img/s (median, best), PyTorch img/s (median, best), the ratio of the
    medians (latent / PyTorch: above 1 means latent is faster) and the load averages seen.
+4. With --epoch-pairs N, N interleaved pairs of one whole epoch: `latent train --epochs 1`
+   on the 60,000 Fashion-MNIST training images (img/s over its train_seconds) against the
+   same epoch in PyTorch (a permutation, batches gathered from the images in memory, the
+   step above), from the same checkpoint.
+5. With --load N, N busy processes run beside all of it: the ratio under a competing load.
 
 The PyTorch step mirrors latent's: zero_grad, forward + loss, backward, AdamW (lr 2e-3,
 betas 0.9/0.999, eps 1e-8, weight decay 0), then the after-step work (VQ-VAE EMA: counts and
@@ -444,6 +449,56 @@ def load1():
     return os.getloadavg()[0]
 
 
+# ------------------------------------------------------------------ one epoch of each
+
+
+def latent_epoch(args, name, out):
+    """`latent train` for one epoch of the 60,000 training images (468 steps of 128, the last
+    partial batch dropped); returns img/s over its training time (metrics.jsonl's final
+    train_seconds: the steps and the batch assembly, not the start-up or the evaluation)."""
+    cmd = [args.latent, "train", *MODELS[name][0], "--device", "cpu", "--epochs", "1",
+           "--batch-size", str(args.batch), "--test-limit", "1", "--log-every", "0",
+           "--out", out, "--silent", "--overwrite"]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    subprocess.run(cmd, check=True, env=env_threads(args.threads))
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        final = [json.loads(l) for l in f if '"final"' in l][-1]
+    return final["steps_this_run"] * args.batch / final["train_seconds"]
+
+
+def torch_epoch(args, cfg, state, train):
+    """The same epoch in PyTorch: a fresh permutation, batches of --batch gathered from the
+    training images in memory, the training step of torch_run; img/s over the loop."""
+    model = make_model(cfg)
+    load_into(model, state)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=cfg["weight_decay"])
+    steps = train.shape[0] // args.batch
+    start = time.perf_counter()
+    order = torch.randperm(train.shape[0])
+    for s in range(steps):
+        x = train[order[s * args.batch : (s + 1) * args.batch]]
+        opt.zero_grad(set_to_none=True)
+        model.training_loss(x, s).backward()
+        opt.step()
+        model.after_step(s)
+    return steps * args.batch / (time.perf_counter() - start)
+
+
+class CompetingLoad:
+    """--load N: N busy processes (a Python loop each) running for as long as the timing."""
+
+    def __init__(self, n):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+    def stop(self):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     p = argparse.ArgumentParser(description="latent's cpu training step beside PyTorch eager's")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -459,6 +514,10 @@ def main():
     p.add_argument("--data-dir", default="")
     p.add_argument("--check-only", action="store_true", help="the loss check, no timing")
     p.add_argument("--no-check", action="store_true", help="timing only (weights still from a latent checkpoint)")
+    p.add_argument("--epoch-pairs", type=int, default=0,
+                   help="also time N interleaved pairs of one whole training epoch per model (0: none)")
+    p.add_argument("--load", type=int, default=0,
+                   help="run N busy processes beside every timing run (a competing load on N cores)")
     args = p.parse_args()
     args.latent = os.path.join(args.build, "tools", "latent")
     args.bench = os.path.join(args.build, "bench", "train_step_bench")
@@ -471,11 +530,22 @@ def main():
           f"batch {args.batch}; {os.cpu_count()} cpus", flush=True)
 
     images = None if args.no_check else idx_images(args, "t10k", args.test_limit)
+    epoch_images = idx_images(args, "train", 60000) if args.epoch_pairs > 0 else None
+    if args.epoch_pairs > 0 and epoch_images is None:
+        raise SystemExit("compare_torch: --epoch-pairs needs the Fashion-MNIST training images")
+    load = CompetingLoad(args.load)
+    try:
+        return run_models(args, images, epoch_images)
+    finally:
+        load.stop()
+
+
+def run_models(args, images, epoch_images):
     train_images = None if args.no_check else idx_images(args, "train", args.batch)
     if images is None and not args.no_check:
         print("no Fashion-MNIST test images found: the loss check is skipped", flush=True)
     failed = False
-    rows = []
+    rows, epoch_rows = [], []
     with tempfile.TemporaryDirectory(prefix="compare-torch-") as tmp:
         for name in args.models.split(","):
             if name not in MODELS:
@@ -521,13 +591,28 @@ def main():
                       f"(load {loads[-2]:.2f}/{loads[-1]:.2f})", flush=True)
             rows.append((name, statistics.median(theirs_ips), max(theirs_ips), statistics.median(ours_ips),
                          max(ours_ips), min(loads), max(loads)))
-    if rows:
+            ours_ips, theirs_ips, loads = [], [], []
+            for i in range(args.epoch_pairs):
+                sides = [lambda: theirs_ips.append(latent_epoch(args, name, os.path.join(tmp, name + "-epoch"))),
+                         lambda: ours_ips.append(torch_epoch(args, cfg, state, epoch_images))]
+                for run in sides if i % 2 == 0 else sides[::-1]:
+                    loads.append(load1())
+                    run()
+                print(f"  {name} epoch pair {i + 1}: latent {theirs_ips[-1]:8.1f} img/s  PyTorch {ours_ips[-1]:8.1f} img/s  "
+                      f"(load {loads[-2]:.2f}/{loads[-1]:.2f})", flush=True)
+            if args.epoch_pairs > 0:
+                epoch_rows.append((name + " (epoch)", statistics.median(theirs_ips), max(theirs_ips),
+                                   statistics.median(ours_ips), max(ours_ips), min(loads), max(loads)))
+    if rows or epoch_rows:
         print()
-        print(f"training step, batch {args.batch}, {args.threads} threads each, {args.pairs} interleaved pairs "
-              f"of >= {args.min_time:g} s runs; ratio = latent median / PyTorch median (> 1: latent faster)")
+        loaded = f"; beside {args.load} busy process{'es' if args.load != 1 else ''}" if args.load else ""
+        print(f"training step, batch {args.batch}, {args.threads} threads each{loaded}, {args.pairs} interleaved "
+              f"pairs of >= {args.min_time:g} s runs" +
+              (f"; one epoch (60,000 images), {args.epoch_pairs} interleaved pairs" if epoch_rows else "") +
+              "; ratio = latent median / PyTorch median (> 1: latent faster)")
         print("| model | latent img/s median | latent best | PyTorch img/s median | PyTorch best | ratio | load avg (1 min) |")
         print("|---|---:|---:|---:|---:|---:|---|")
-        for name, lm, lb, tm, tb, lo, hi in rows:
+        for name, lm, lb, tm, tb, lo, hi in rows + epoch_rows:
             print(f"| {name} | {lm:.0f} | {lb:.0f} | {tm:.0f} | {tb:.0f} | {lm / tm:.2f} | {lo:.2f}-{hi:.2f} |")
     return 1 if failed else 0
 
