@@ -48,6 +48,7 @@ void run_model(benchmark::State& state, const std::string& name) {
 
 void BM_train_step_ae(benchmark::State& s) { run_model(s, "ae"); }
 void BM_train_step_vae(benchmark::State& s) { run_model(s, "vae"); }
+void BM_train_step_vqvae(benchmark::State& s) { run_model(s, "vqvae"); }
 void BM_train_step_vqvae_ema(benchmark::State& s) { run_model(s, "vqvae_ema"); }
 void BM_train_step_fsq(benchmark::State& s) { run_model(s, "fsq"); }
 
@@ -59,6 +60,7 @@ void batches(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_train_step_ae)->Apply(batches);
 BENCHMARK(BM_train_step_vae)->Apply(batches);
+BENCHMARK(BM_train_step_vqvae)->Apply(batches);
 BENCHMARK(BM_train_step_vqvae_ema)->Apply(batches);
 BENCHMARK(BM_train_step_fsq)->Apply(batches);
 BENCHMARK_MAIN();

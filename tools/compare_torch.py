@@ -5,7 +5,7 @@ Run it through tools/compare-torch (which makes the PyTorch virtual environment 
 and runs this file with its Python); see that script's header for the options.
 
 What it does, per model (ae, vae, vqvae_ema = `--model vqvae --ema --dead-code-threshold 1`,
-fsq, and the gradient-codebook vqvae for the check only):
+fsq, and vqvae, the gradient codebook):
 
 1. Builds the model in PyTorch with latent's architecture (src/models/autoencoder.cpp: the
    Encoder conv 4x4 s2 p1 -> SiLU -> conv 4x4 s2 p1 -> SiLU -> conv 3x3 p1, the Decoder
@@ -327,7 +327,7 @@ def load_into(model, state):
 MODELS = {
     "ae": (["--model", "ae"], "ae"),
     "vae": (["--model", "vae"], "vae"),
-    "vqvae": (["--model", "vqvae"], None),
+    "vqvae": (["--model", "vqvae"], "vqvae"),
     "vqvae_ema": (["--model", "vqvae", "--ema", "--dead-code-threshold", "1"], "vqvae_ema"),
     "fsq": (["--model", "fsq"], "fsq"),
 }
@@ -487,6 +487,38 @@ def torch_epoch(args, cfg, state, train):
     return steps * args.batch / (time.perf_counter() - start)
 
 
+# glibc malloc settings for --torch-malloc tuned: large blocks from the heap instead of a
+# fresh mmap each (whose pages fault in on every training step), and no trimming.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+
+
+def torch_timing(args, kind, checkpoint):
+    """One PyTorch timing run (kind "step" or "epoch") in a fresh Python process, so that no
+    run inherits another's heap: with glibc's default malloc, PyTorch's step runs up to 1.6x
+    faster in a process that has once freed a large block (its mmap threshold rises), so
+    in-process runs would favour whichever model comes later."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", kind, "--worker-checkpoint", checkpoint,
+           "--batch", str(args.batch), "--threads", str(args.threads), "--min-time", str(args.min_time)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    env = dict(os.environ)
+    if args.torch_malloc == "tuned":
+        env.update(TUNED_MALLOC)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def torch_worker(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    state, cfg = model_state(args.worker_checkpoint)
+    if args.torch_worker == "step":
+        print(torch_run(args, cfg, state))
+    else:
+        print(torch_epoch(args, cfg, state, idx_images(args, "train", 60000)))
+    return 0
+
+
 class CompetingLoad:
     """--load N: N busy processes (a Python loop each) running for as long as the timing."""
 
@@ -518,7 +550,13 @@ def main():
                    help="also time N interleaved pairs of one whole training epoch per model (0: none)")
     p.add_argument("--load", type=int, default=0,
                    help="run N busy processes beside every timing run (a competing load on N cores)")
+    p.add_argument("--torch-malloc", choices=["default", "tuned"], default="default",
+                   help="PyTorch's processes with glibc's default malloc, or with large blocks kept on the heap")
+    p.add_argument("--torch-worker", choices=["step", "epoch"], help=argparse.SUPPRESS)
+    p.add_argument("--worker-checkpoint", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.torch_worker:
+        return torch_worker(args)
     args.latent = os.path.join(args.build, "tools", "latent")
     args.bench = os.path.join(args.build, "bench", "train_step_bench")
     for exe in (args.latent, args.bench):
@@ -530,17 +568,16 @@ def main():
           f"batch {args.batch}; {os.cpu_count()} cpus", flush=True)
 
     images = None if args.no_check else idx_images(args, "t10k", args.test_limit)
-    epoch_images = idx_images(args, "train", 60000) if args.epoch_pairs > 0 else None
-    if args.epoch_pairs > 0 and epoch_images is None:
+    if args.epoch_pairs > 0 and idx_images(args, "train", 1) is None:
         raise SystemExit("compare_torch: --epoch-pairs needs the Fashion-MNIST training images")
     load = CompetingLoad(args.load)
     try:
-        return run_models(args, images, epoch_images)
+        return run_models(args, images)
     finally:
         load.stop()
 
 
-def run_models(args, images, epoch_images):
+def run_models(args, images):
     train_images = None if args.no_check else idx_images(args, "train", args.batch)
     if images is None and not args.no_check:
         print("no Fashion-MNIST test images found: the loss check is skipped", flush=True)
@@ -583,7 +620,7 @@ def run_models(args, images, epoch_images):
                 # Alternate which side runs first, so a load that rises or falls through a
                 # pair does not always favour the same side.
                 sides = [("latent", lambda: theirs_ips.append(latent_bench(args, bench_name))),
-                         ("torch", lambda: ours_ips.append(torch_run(args, cfg, state)))]
+                         ("torch", lambda: ours_ips.append(torch_timing(args, "step", ckpt)))]
                 for _, run in sides if i % 2 == 0 else sides[::-1]:
                     loads.append(load1())
                     run()
@@ -594,7 +631,7 @@ def run_models(args, images, epoch_images):
             ours_ips, theirs_ips, loads = [], [], []
             for i in range(args.epoch_pairs):
                 sides = [lambda: theirs_ips.append(latent_epoch(args, name, os.path.join(tmp, name + "-epoch"))),
-                         lambda: ours_ips.append(torch_epoch(args, cfg, state, epoch_images))]
+                         lambda: ours_ips.append(torch_timing(args, "epoch", ckpt))]
                 for run in sides if i % 2 == 0 else sides[::-1]:
                     loads.append(load1())
                     run()
@@ -606,6 +643,7 @@ def run_models(args, images, epoch_images):
     if rows or epoch_rows:
         print()
         loaded = f"; beside {args.load} busy process{'es' if args.load != 1 else ''}" if args.load else ""
+        loaded += "; PyTorch with large blocks kept on the heap (--torch-malloc tuned)" if args.torch_malloc == "tuned" else ""
         print(f"training step, batch {args.batch}, {args.threads} threads each{loaded}, {args.pairs} interleaved "
               f"pairs of >= {args.min_time:g} s runs" +
               (f"; one epoch (60,000 images), {args.epoch_pairs} interleaved pairs" if epoch_rows else "") +
