@@ -4,6 +4,7 @@
 // on the vectorized exp of src/backends/cpu/vector_math.h instead of the C library's expf.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/strided_loop.h"
@@ -129,24 +130,45 @@ void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& 
   });
 }
 
+// Calls body(std::integral_constant<BinaryOp, op>{}), so that the loops inside are compiled
+// once per op, without a switch per element.
+template <class Body>
+void with_binary_op(BinaryOp op, const Body& body) {
+  switch (op) {
+    case BinaryOp::add: return body(std::integral_constant<BinaryOp, BinaryOp::add>{});
+    case BinaryOp::sub: return body(std::integral_constant<BinaryOp, BinaryOp::sub>{});
+    case BinaryOp::mul: return body(std::integral_constant<BinaryOp, BinaryOp::mul>{});
+    case BinaryOp::div: return body(std::integral_constant<BinaryOp, BinaryOp::div>{});
+  }
+}
+
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   dispatch_floating(out.dtype(), backend::binary_op_name(op), [&](auto z) {
     using T = decltype(z);
     const T* pa = ptr<T>(a);
     const T* pb = ptr<T>(b);
     T* po = ptr<T>(out);
-    StridedLoop<3>(out.shape(), {a.strides(), b.strides(), out.strides()})
-        .run([&](const auto& off, std::int64_t n, const auto& step) {
-          const T* x = pa + off[0];
-          const T* y = pb + off[1];
-          T* o = po + off[2];
-          if (step[0] == 1 && step[1] == 1 && step[2] == 1) {
-            for (std::int64_t j = 0; j < n; ++j) o[j] = kernels::binary_value(op, x[j], y[j]);
-          } else {
-            for (std::int64_t j = 0; j < n; ++j)
-              o[j * step[2]] = kernels::binary_value(op, x[j * step[0]], y[j * step[1]]);
-          }
-        });
+    with_binary_op(op, [&](auto op_constant) {
+      constexpr BinaryOp kOp = decltype(op_constant)::value;
+      StridedLoop<3>(out.shape(), {a.strides(), b.strides(), out.strides()})
+          .run([&](const auto& off, std::int64_t n, const auto& step) {
+            const T* x = pa + off[0];
+            const T* y = pb + off[1];
+            T* o = po + off[2];
+            if (step[0] == 1 && step[1] == 1 && step[2] == 1) {
+              for (std::int64_t j = 0; j < n; ++j) o[j] = kernels::binary_value(kOp, x[j], y[j]);
+            } else if (step[0] == 1 && step[1] == 0 && step[2] == 1) {  // a per-channel bias
+              const T v = *y;
+              for (std::int64_t j = 0; j < n; ++j) o[j] = kernels::binary_value(kOp, x[j], v);
+            } else if (step[0] == 0 && step[1] == 1 && step[2] == 1) {
+              const T v = *x;
+              for (std::int64_t j = 0; j < n; ++j) o[j] = kernels::binary_value(kOp, v, y[j]);
+            } else {
+              for (std::int64_t j = 0; j < n; ++j)
+                o[j * step[2]] = kernels::binary_value(kOp, x[j * step[0]], y[j * step[1]]);
+            }
+          });
+    });
   });
 }
 
