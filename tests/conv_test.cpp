@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/conv_implicit.h"
 #include "latent/latent.h"
 #include "tests/op_harness.h"
 #include "tests/reference.h"
@@ -300,64 +301,111 @@ TEST(ConvGrad, ConvTranspose2d) {
   }
 }
 
-// The weight gradient sums over the whole batch: dW[o, c, u, v] = Σ_n Σ_(i,j) g[n, o, i, j] ·
-// x[n, c, i·s − p + u, j·s − p + v]. At batch 19 the cpu backend's image-at-a-time
-// convolution sums it in three partials (8 + 8 + 3 images); checked against float64 with the
-// bound for all N·OH·OW terms, for conv2d and for conv_transpose2d (whose weight gradient is
-// the same sum with x and g exchanged), and bitwise the same with 1 and with 2 threads.
-TEST(ConvGrad, WeightGradientOverABatchOfManyImages) {
-  const Conv k{19, 3, 9, 9, 5, 4, 4, 2, 1, 0, false};  // conv2d x [19, 3, 9, 9] -> [19, 5, 4, 4]
+// The three products of a convolution on float32 cpu tensors, against float64 sums with the
+// error bound of their terms: y (conv2d), dx and dW (its backward for an output gradient g),
+//   y[n, o, i, j]  = Σ_(c,u,v) x[n, c, i·s − p + u, j·s − p + v] · w[o, c, u, v]
+//   dx[n, c, a, b] = Σ over (o, u, v, i, j) with a = i·s − p + u, b = j·s − p + v of g · w
+//   dW[o, c, u, v] = Σ_n Σ_(i,j) g[n, o, i, j] · x[n, c, i·s − p + u, j·s − p + v]
+// on batches of up to 19 images (three partial sums of the weight gradient: 8 + 8 + 3), with
+// output channels that fill whole vectors and ones that do not, on every instruction set the
+// cpu backend's implicit-GEMM tiles are built for (src/backends/cpu/conv_implicit.h) and this
+// cpu has: each within the bound, the same bits with 1 and with 2 threads, and the same bits
+// on every instruction set where all of them take the tiles (OC ≥ 16 and C·KH·KW ≥ 16; below
+// that, the ones whose vectors the channels do not fill take im2col + GEMM).
+// conv_transpose2d runs the same three products with x and g exchanged.
+struct ConvProducts {
+  std::vector<double> y, dx, dw;
+};
+
+ConvProducts conv_products_f64(const Conv& k, const std::vector<double>& x,
+                               const std::vector<double>& w, const std::vector<double>& g,
+                               ConvProducts& bound) {
   const std::int64_t oh = k.out_h(), ow = k.out_w();
-  for (Device device : test::devices()) {
+  ConvProducts r{std::vector<double>(k.n * k.oc * oh * ow), std::vector<double>(x.size()),
+                 std::vector<double>(w.size())};
+  bound = r;
+  for (std::int64_t n = 0; n < k.n; ++n)
+    for (std::int64_t o = 0; o < k.oc; ++o)
+      for (std::int64_t i = 0; i < oh; ++i)
+        for (std::int64_t j = 0; j < ow; ++j)
+          for (std::int64_t c = 0; c < k.c; ++c)
+            for (std::int64_t u = 0; u < k.kh; ++u)
+              for (std::int64_t v = 0; v < k.kw; ++v) {
+                const std::int64_t ih = i * k.stride - k.padding + u;
+                const std::int64_t iw = j * k.stride - k.padding + v;
+                if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
+                const std::size_t xi = ((n * k.c + c) * k.h + ih) * k.w + iw;
+                const std::size_t wi = ((o * k.c + c) * k.kh + u) * k.kw + v;
+                const std::size_t yi = ((n * k.oc + o) * oh + i) * ow + j;
+                r.y[yi] += x[xi] * w[wi], bound.y[yi] += std::abs(x[xi] * w[wi]);
+                r.dx[xi] += g[yi] * w[wi], bound.dx[xi] += std::abs(g[yi] * w[wi]);
+                r.dw[wi] += g[yi] * x[xi], bound.dw[wi] += std::abs(g[yi] * x[xi]);
+              }
+  return r;
+}
+
+TEST(ConvGrad, CpuConvolutionProductsOnEveryInstructionSet) {
+  const std::vector<Conv> shapes = {
+      // n   c  h   w  oc kh kw s  p
+      {19, 3, 9, 9, 5, 4, 4, 2, 1, 1, false},     // few output channels: im2col + GEMM
+      {19, 3, 9, 9, 20, 4, 4, 2, 1, 1, false},    // 20 = 16 + 4 channels
+      {11, 5, 8, 7, 33, 3, 3, 1, 1, 0, false},    // 33 = 2·16 + 1, 45 taps
+      {9, 2, 7, 8, 17, 2, 3, 3, 2, 0, false},     // stride 3, padding 2, non-square kernel
+      {10, 32, 14, 14, 64, 4, 4, 2, 1, 0, false}, // the autoencoder's second layer
+  };
+  const cpu::VectorIsa best = cpu::best_vector_isa();
+  for (const Conv& k : shapes) {
+    SCOPED_TRACE(k.str());
     Generator gen(1005);
     const Tensor x = uniform_tensor({k.n, k.c, k.h, k.w}, gen, -1, 1, DType::f32);
-    const Tensor g = uniform_tensor({k.n, k.oc, oh, ow}, gen, -1, 1, DType::f32);
     const Tensor w = uniform_tensor({k.oc, k.c, k.kh, k.kw}, gen, -1, 1, DType::f32);
-    const std::vector<double> xs = values_of(x), gs = values_of(g);
-    std::vector<double> ref(static_cast<std::size_t>(k.oc * k.c * k.kh * k.kw), 0.0);
-    std::vector<double> bound(ref.size(), 0.0);
-    for (std::int64_t n = 0; n < k.n; ++n)
-      for (std::int64_t o = 0; o < k.oc; ++o)
-        for (std::int64_t c = 0; c < k.c; ++c)
-          for (std::int64_t u = 0; u < k.kh; ++u)
-            for (std::int64_t v = 0; v < k.kw; ++v)
-              for (std::int64_t i = 0; i < oh; ++i)
-                for (std::int64_t j = 0; j < ow; ++j) {
-                  const std::int64_t ih = i * k.stride - k.padding + u;
-                  const std::int64_t iw = j * k.stride - k.padding + v;
-                  if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
-                  const double t = gs[((n * k.oc + o) * oh + i) * ow + j] *
-                                   xs[((n * k.c + c) * k.h + ih) * k.w + iw];
-                  const std::size_t at = ((o * k.c + c) * k.kh + u) * k.kw + v;
-                  ref[at] += t;
-                  bound[at] += std::abs(t);
-                }
-    const std::vector<double> allowed = sum_error_bound(bound, k.n * oh * ow, test::kU32);
-    auto weight_gradients = [&] {
-      const Tensor xd = x.to(device), gd = g.to(device);
-      const Tensor wd = w.to(device).clone().requires_grad_(true);
+    const Tensor g = uniform_tensor({k.n, k.oc, k.out_h(), k.out_w()}, gen, -1, 1, DType::f32);
+    ConvProducts bound;
+    const ConvProducts ref = conv_products_f64(k, values_of(x), values_of(w), values_of(g), bound);
+    const std::int64_t taps = k.c * k.kh * k.kw, positions = k.n * k.out_h() * k.out_w();
+    const ConvProducts allowed{sum_error_bound(bound.y, taps, test::kU32),
+                               sum_error_bound(bound.dx, k.oc * k.kh * k.kw, test::kU32),
+                               sum_error_bound(bound.dw, positions, test::kU32)};
+    // conv2d's three products, then conv_transpose2d's (x and g exchanged: its forward is dx,
+    // its input gradient y, its weight gradient dW).
+    auto run = [&] {
+      const Tensor wd = w.clone().requires_grad_(true), xd = x.clone().requires_grad_(true);
       const Tensor y = conv2d(xd, wd, Tensor(), {k.stride, k.padding, 0});
-      sum(mul(y, gd)).backward();
-      // conv_transpose2d's weight [C_in = 5, C_out = 3, 4, 4] maps g back to x's shape.
-      const Tensor wt = w.to(device).clone().requires_grad_(true);
-      const Tensor t = conv_transpose2d(gd, wt, Tensor(), {k.stride, k.padding, 1});
+      sum(mul(y, g)).backward();
+      const Tensor wt = w.clone().requires_grad_(true), gt = g.clone().requires_grad_(true);
+      const Tensor t = conv_transpose2d(gt, wt, Tensor(), {k.stride, k.padding, k.output_padding});
       EXPECT_EQ(t.shape(), x.shape());
-      sum(mul(t, xd)).backward();
-      return std::vector<std::vector<double>>{values_of(wd.grad()), values_of(wt.grad())};
+      sum(mul(t, x)).backward();
+      return std::vector<std::vector<double>>{values_of(y), values_of(xd.grad()), values_of(wd.grad()),
+                                              values_of(t), values_of(gt.grad()), values_of(wt.grad())};
     };
+    std::vector<std::vector<double>> first;
+    const bool tiles_everywhere = k.oc >= 16 && taps >= 16;
     const int threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-    const auto one_thread = weight_gradients();
-    omp_set_num_threads(2);
-    const auto two_threads = weight_gradients();
-    omp_set_num_threads(threads);
-    for (int which = 0; which < 2; ++which) {
-      SCOPED_TRACE(std::string(which == 0 ? "conv2d" : "conv_transpose2d") + " on " + device.str());
-      ASSERT_EQ(one_thread[which].size(), ref.size());
-      for (std::size_t i = 0; i < ref.size(); ++i)
-        ASSERT_LE(std::abs(one_thread[which][i] - ref[i]), allowed[i]) << "dW element " << i;
-      EXPECT_EQ(one_thread[which], two_threads[which]);
+    for (cpu::VectorIsa isa : {cpu::VectorIsa::scalar, cpu::VectorIsa::avx2, cpu::VectorIsa::avx512}) {
+      if (isa > best) continue;
+      SCOPED_TRACE(cpu::vector_isa_name(isa));
+      cpu::set_vector_isa(isa);
+      if (!tiles_everywhere) first.clear();
+      for (int team : {1, 2}) {
+        omp_set_num_threads(team);
+        const auto got = run();
+        const std::vector<double>* want[] = {&ref.y, &ref.dx, &ref.dw, &ref.dx, &ref.y, &ref.dw};
+        const std::vector<double>* tol[] = {&allowed.y, &allowed.dx, &allowed.dw,
+                                            &allowed.dx, &allowed.y, &allowed.dw};
+        for (int which = 0; which < 6; ++which) {
+          ASSERT_EQ(got[which].size(), want[which]->size()) << which;
+          for (std::size_t i = 0; i < got[which].size(); ++i)
+            ASSERT_LE(std::abs(got[which][i] - (*want[which])[i]), (*tol[which])[i])
+                << "product " << which << " (y, dx, dW of conv2d, then of conv_transpose2d), element " << i;
+        }
+        if (first.empty()) first = got;
+        for (int which = 0; which < 6; ++which)
+          EXPECT_EQ(got[which], first[which]) << "threads " << team << ", product " << which;
+      }
     }
+    omp_set_num_threads(threads);
+    cpu::set_vector_isa(best);
   }
 }
 

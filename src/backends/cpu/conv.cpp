@@ -24,9 +24,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "backends/conv.h"
+#include "backends/cpu/conv_implicit.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/strided_loop.h"
 #include "backends/dispatch.h"
@@ -183,6 +185,19 @@ constexpr DType dtype_of() {
 }
 
 void conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y) {
+  if (x.dtype() == DType::f32 && implicit_conv::eligible(g, w.shape()[0])) {
+    const implicit_conv::Plan plan = implicit_conv::make_plan(g, w.shape()[0]);
+    const std::vector<float> weights_t = implicit_conv::transpose_weights(plan, ptr<float>(w));
+    const float* in = ptr<float>(x);
+    float* out = ptr<float>(y);
+    const std::int64_t image = g.channels * g.height * g.width;
+    for_each_piece<float>(g.batch, plan.padded_size, [&](std::int64_t n, float* padded) {
+      implicit_conv::pad_image(plan, in + n * image, padded);
+      implicit_conv::forward_image(plan, weights_t.data(), padded,
+                                   out + n * plan.out_channels * plan.positions);
+    });
+    return;
+  }
   dispatch_floating(x.dtype(), "conv_forward", [&](auto z) {
     using T = decltype(z);
     const std::int64_t oc = w.shape()[0], k = g.col_rows(), p = g.out_h * g.out_w;
@@ -199,6 +214,20 @@ void conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const
 
 void conv_backward_input(const ConvGeometry& g, const Tensor& dy, const Tensor& w,
                          const Tensor& dx) {
+  if (dy.dtype() == DType::f32 && implicit_conv::input_gradient_eligible(g, w.shape()[0])) {
+    const implicit_conv::Plan plan = implicit_conv::make_plan(g, w.shape()[0]);
+    const std::vector<float> weights_k = implicit_conv::pad_weight_taps(plan, ptr<float>(w));
+    const float* grad = ptr<float>(dy);
+    float* out = ptr<float>(dx);
+    const std::int64_t image = g.channels * g.height * g.width;
+    for_each_piece<float>(g.batch, implicit_conv::input_gradient_scratch(plan),
+                          [&](std::int64_t n, float* scratch) {
+                            implicit_conv::input_gradient_image(
+                                plan, weights_k.data(), grad + n * plan.out_channels * plan.positions,
+                                scratch, out + n * image);
+                          });
+    return;
+  }
   dispatch_floating(dy.dtype(), "conv_backward_input", [&](auto z) {
     using T = decltype(z);
     const std::int64_t oc = w.shape()[0], k = g.col_rows(), p = g.out_h * g.out_w;
@@ -218,6 +247,23 @@ void conv_backward_input(const ConvGeometry& g, const Tensor& dy, const Tensor& 
 // amortise its [OC, C·KH·KW] accumulator, small enough to spread a batch of 128 over cores.
 constexpr std::int64_t kImagesPerPartial = 8;
 
+// The weight gradient of one piece of images through the implicit tiles (float, eligible
+// geometries): the piece's images padded and their output gradients transposed side by side
+// in the scratch, then one pass of tiles over all of them.
+void implicit_weight_piece(const implicit_conv::Plan& plan, const float* x, const float* dy,
+                           std::int64_t first, std::int64_t count, float* scratch, float* sum) {
+  const ConvGeometry& g = plan.g;
+  const std::int64_t image = g.channels * g.height * g.width;
+  float* dy_t = scratch + kImagesPerPartial * plan.padded_size;
+  for (std::int64_t i = 0; i < count; ++i) {
+    implicit_conv::pad_image(plan, x + (first + i) * image, scratch + i * plan.padded_size);
+    implicit_conv::transpose_output_gradient(
+        plan, dy + (first + i) * plan.out_channels * plan.positions,
+        dy_t + i * plan.positions * plan.padded_channels);
+  }
+  implicit_conv::weight_gradient(plan, dy_t, scratch, count, sum);
+}
+
 void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor& x,
                           const Tensor& dw) {
   dispatch_floating(dy.dtype(), "conv_backward_weight", [&](auto z) {
@@ -229,16 +275,34 @@ void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor&
     const T* in = ptr<T>(x);
     T* out = ptr<T>(dw);
     std::vector<T> partials(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
-    for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
-      T* sum = pieces > 1 ? partials.data() + piece * wsize : out;
-      const std::int64_t first = piece * kImagesPerPartial;
-      const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
-      for (std::int64_t n = first; n < last; ++n) {
-        im2col_image(g, in + n * image, cols, p, cols + k * p);
-        gemm(dtype_of<T>(), false, true, oc, k, p, 1.0, grad + n * oc * p, p, cols, p,
-             n == first ? 0.0 : 1.0, sum, k);
+    auto piece_sum = [&](std::int64_t piece) {
+      return pieces > 1 ? partials.data() + piece * wsize : out;
+    };
+    bool implicit = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (implicit_conv::eligible(g, oc)) {
+        implicit = true;
+        const implicit_conv::Plan plan = implicit_conv::make_plan(g, oc);
+        const std::int64_t scratch = kImagesPerPartial * (plan.padded_size + p * plan.padded_channels);
+        for_each_piece<float>(pieces, scratch, [&](std::int64_t piece, float* buffer) {
+          const std::int64_t first = piece * kImagesPerPartial;
+          const std::int64_t count = std::min(g.batch, first + kImagesPerPartial) - first;
+          implicit_weight_piece(plan, in, grad, first, count, buffer, piece_sum(piece));
+        });
       }
-    });
+    }
+    if (!implicit) {
+      for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
+        T* sum = piece_sum(piece);
+        const std::int64_t first = piece * kImagesPerPartial;
+        const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
+        for (std::int64_t n = first; n < last; ++n) {
+          im2col_image(g, in + n * image, cols, p, cols + k * p);
+          gemm(dtype_of<T>(), false, true, oc, k, p, 1.0, grad + n * oc * p, p, cols, p,
+               n == first ? 0.0 : 1.0, sum, k);
+        }
+      });
+    }
     if (pieces == 1) return;
 #pragma omp parallel for schedule(static) if (wsize > kParallelThreshold)
     for (std::int64_t i = 0; i < wsize; ++i) {

@@ -1,0 +1,426 @@
+// The implicit-GEMM convolution tiles of src/backends/cpu/conv_implicit.h.
+//
+// One template per tile (forward_tile, weight_tile) over a vector type S (AVX-512, AVX2 or
+// scalar float) and the tile shape; each instruction set has its own entry points, built with
+// that set enabled (`target` attribute) and everything they call inlined into them
+// (`flatten`), so one source gives three machine codes and the process picks one at run time.
+#include "backends/cpu/conv_implicit.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define LATENT_X86_TILES 1
+#pragma GCC diagnostic ignored "-Wpsabi"  // __m512 / __m256 values in inline helpers
+#endif
+
+namespace latent::cpu {
+
+namespace {
+std::atomic<int> chosen_isa{-1};
+std::atomic<bool> isa_forced{false};
+}
+
+VectorIsa best_vector_isa() {
+#if defined(LATENT_X86_TILES)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return VectorIsa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return VectorIsa::avx2;
+#endif
+  return VectorIsa::scalar;
+}
+
+VectorIsa vector_isa() {
+  int isa = chosen_isa.load(std::memory_order_relaxed);
+  if (isa < 0) {
+    isa = static_cast<int>(best_vector_isa());
+    chosen_isa.store(isa, std::memory_order_relaxed);
+  }
+  return static_cast<VectorIsa>(isa);
+}
+
+void set_vector_isa(VectorIsa isa) {
+  chosen_isa.store(static_cast<int>(std::min(isa, best_vector_isa())), std::memory_order_relaxed);
+  isa_forced.store(true, std::memory_order_relaxed);
+}
+
+const char* vector_isa_name(VectorIsa isa) {
+  switch (isa) {
+    case VectorIsa::avx512: return "avx512";
+    case VectorIsa::avx2: return "avx2";
+    case VectorIsa::scalar: return "scalar";
+  }
+  return "?";
+}
+
+namespace implicit_conv {
+namespace {
+
+std::int64_t lanes_of(VectorIsa isa) {
+  return isa == VectorIsa::avx512 ? 16 : isa == VectorIsa::avx2 ? 8 : 1;
+}
+// Vectors of output channels per tile, at most.
+std::int64_t max_vectors(VectorIsa isa) { return isa == VectorIsa::scalar ? 4 : isa == VectorIsa::avx2 ? 2 : 4; }
+
+struct ScalarVec {
+  using V = float;
+  static constexpr int kLanes = 1;
+  static constexpr int kAccumulators = 12;
+  static V zero() { return 0.0f; }
+  static V load(const float* p) { return *p; }
+  static V broadcast(float x) { return x; }
+  static V fma(V a, V b, V c) { return std::fma(a, b, c); }
+  static void store(float* p, V v) { *p = v; }
+};
+
+#if defined(LATENT_X86_TILES)
+struct Avx512Vec {
+  using V = __m512;
+  static constexpr int kLanes = 16;
+  static constexpr int kAccumulators = 24;
+  __attribute__((target("avx512f"))) static V zero() { return _mm512_setzero_ps(); }
+  __attribute__((target("avx512f"))) static V load(const float* p) { return _mm512_loadu_ps(p); }
+  __attribute__((target("avx512f"))) static V broadcast(float x) { return _mm512_set1_ps(x); }
+  __attribute__((target("avx512f"))) static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  __attribute__((target("avx512f"))) static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+};
+
+struct Avx2Vec {
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static constexpr int kAccumulators = 12;
+  __attribute__((target("avx2,fma"))) static V zero() { return _mm256_setzero_ps(); }
+  __attribute__((target("avx2,fma"))) static V load(const float* p) { return _mm256_loadu_ps(p); }
+  __attribute__((target("avx2,fma"))) static V broadcast(float x) { return _mm256_set1_ps(x); }
+  __attribute__((target("avx2,fma"))) static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  __attribute__((target("avx2,fma"))) static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+
+// ------------------------------------------------------------------ forward
+
+// y[oc0 + v·L + l, p0 + j] for j < NP, v < NV: one tile of sums over every tap k.
+template <class S, int NV, int NP>
+inline void forward_tile(const Plan& plan, const float* weights_t, const float* padded,
+                         std::int64_t oc0, std::int64_t p0, float* y) {
+  using V = typename S::V;
+  std::int32_t base[NP];
+  for (int j = 0; j < NP; ++j)
+    base[j] = plan.bases[static_cast<std::size_t>(std::min(p0 + j, plan.positions - 1))];
+  V acc[NP][NV];
+  for (int j = 0; j < NP; ++j)
+    for (int v = 0; v < NV; ++v) acc[j][v] = S::zero();
+  const float* w = weights_t + oc0;
+  for (std::int64_t k = 0; k < plan.taps; ++k, w += plan.padded_channels) {
+    V wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = S::load(w + v * S::kLanes);
+    const float* xk = padded + plan.offsets[static_cast<std::size_t>(k)];
+    for (int j = 0; j < NP; ++j) {
+      const V b = S::broadcast(xk[base[j]]);
+      for (int v = 0; v < NV; ++v) acc[j][v] = S::fma(wv[v], b, acc[j][v]);
+    }
+  }
+  float lanes[NV * S::kLanes];
+  for (int j = 0; j < NP && p0 + j < plan.positions; ++j) {
+    for (int v = 0; v < NV; ++v) S::store(lanes + v * S::kLanes, acc[j][v]);
+    const std::int64_t valid = std::min<std::int64_t>(NV * S::kLanes, plan.out_channels - oc0);
+    for (std::int64_t l = 0; l < valid; ++l) y[(oc0 + l) * plan.positions + p0 + j] = lanes[l];
+  }
+}
+
+template <class S, int NV>
+inline void forward_tiles(const Plan& plan, const float* weights_t, const float* padded, float* y) {
+  constexpr int NP = S::kAccumulators / NV;
+  for (std::int64_t oc0 = 0; oc0 < plan.out_channels; oc0 += NV * S::kLanes)
+    for (std::int64_t p0 = 0; p0 < plan.positions; p0 += NP)
+      forward_tile<S, NV, NP>(plan, weights_t, padded, oc0, p0, y);
+}
+
+template <class S>
+inline void forward_any(const Plan& plan, const float* weights_t, const float* padded, float* y) {
+  switch (plan.vectors) {
+    case 1: return forward_tiles<S, 1>(plan, weights_t, padded, y);
+    case 2: return forward_tiles<S, 2>(plan, weights_t, padded, y);
+    case 3: return forward_tiles<S, 3>(plan, weights_t, padded, y);
+    default: return forward_tiles<S, 4>(plan, weights_t, padded, y);
+  }
+}
+
+// ------------------------------------------------------------------ weight gradient
+
+// dw[oc0 + v·L + l, k0 + j] for j < NK, v < NV: one tile of sums over every image and position.
+template <class S, int NV, int NK>
+inline void weight_tile(const Plan& plan, const float* dy_t, const float* padded,
+                        std::int64_t images, std::int64_t oc0, std::int64_t k0, float* dw) {
+  using V = typename S::V;
+  std::int32_t offset[NK];
+  for (int j = 0; j < NK; ++j)
+    offset[j] = plan.offsets[static_cast<std::size_t>(std::min(k0 + j, plan.taps - 1))];
+  V acc[NK][NV];
+  for (int j = 0; j < NK; ++j)
+    for (int v = 0; v < NV; ++v) acc[j][v] = S::zero();
+  for (std::int64_t n = 0; n < images; ++n) {
+    const float* x = padded + n * plan.padded_size;
+    const float* d = dy_t + n * plan.positions * plan.padded_channels + oc0;
+    for (std::int64_t p = 0; p < plan.positions; ++p, d += plan.padded_channels) {
+      V dv[NV];
+      for (int v = 0; v < NV; ++v) dv[v] = S::load(d + v * S::kLanes);
+      const float* xp = x + plan.bases[static_cast<std::size_t>(p)];
+      for (int j = 0; j < NK; ++j) {
+        const V b = S::broadcast(xp[offset[j]]);
+        for (int v = 0; v < NV; ++v) acc[j][v] = S::fma(dv[v], b, acc[j][v]);
+      }
+    }
+  }
+  float lanes[NV * S::kLanes];
+  for (int j = 0; j < NK && k0 + j < plan.taps; ++j) {
+    for (int v = 0; v < NV; ++v) S::store(lanes + v * S::kLanes, acc[j][v]);
+    const std::int64_t valid = std::min<std::int64_t>(NV * S::kLanes, plan.out_channels - oc0);
+    for (std::int64_t l = 0; l < valid; ++l) dw[(oc0 + l) * plan.taps + k0 + j] = lanes[l];
+  }
+}
+
+template <class S, int NV>
+inline void weight_tiles(const Plan& plan, const float* dy_t, const float* padded,
+                         std::int64_t images, float* dw) {
+  constexpr int NK = S::kAccumulators / NV;
+  for (std::int64_t oc0 = 0; oc0 < plan.out_channels; oc0 += NV * S::kLanes)
+    for (std::int64_t k0 = 0; k0 < plan.taps; k0 += NK)
+      weight_tile<S, NV, NK>(plan, dy_t, padded, images, oc0, k0, dw);
+}
+
+template <class S>
+inline void weight_any(const Plan& plan, const float* dy_t, const float* padded,
+                       std::int64_t images, float* dw) {
+  switch (plan.vectors) {
+    case 1: return weight_tiles<S, 1>(plan, dy_t, padded, images, dw);
+    case 2: return weight_tiles<S, 2>(plan, dy_t, padded, images, dw);
+    case 3: return weight_tiles<S, 3>(plan, dy_t, padded, images, dw);
+    default: return weight_tiles<S, 4>(plan, dy_t, padded, images, dw);
+  }
+}
+
+// ------------------------------------------------------------------ input gradient
+
+// slab[k − k0, p] = Σ_oc W[oc, k] · dy[oc, p] for k0 ≤ k < k0 + NV·L, p0 ≤ p < p0 + NP.
+template <class S, int NV, int NP>
+inline void input_tile(const Plan& plan, const float* weights_k, const float* dy,
+                       std::int64_t k0, std::int64_t p0, float* slab) {
+  using V = typename S::V;
+  const std::int64_t positions = std::min<std::int64_t>(NP, plan.positions - p0);
+  V acc[NP][NV];
+  for (int j = 0; j < NP; ++j)
+    for (int v = 0; v < NV; ++v) acc[j][v] = S::zero();
+  for (std::int64_t oc = 0; oc < plan.out_channels; ++oc) {
+    V wv[NV];
+    const float* w = weights_k + oc * plan.padded_taps + k0;
+    for (int v = 0; v < NV; ++v) wv[v] = S::load(w + v * S::kLanes);
+    const float* d = dy + oc * plan.positions + p0;
+    for (int j = 0; j < NP; ++j) {
+      const V b = S::broadcast(d[j < positions ? j : 0]);
+      for (int v = 0; v < NV; ++v) acc[j][v] = S::fma(wv[v], b, acc[j][v]);
+    }
+  }
+  float lanes[NV * S::kLanes];
+  for (int j = 0; j < positions; ++j) {
+    for (int v = 0; v < NV; ++v) S::store(lanes + v * S::kLanes, acc[j][v]);
+    for (int l = 0; l < NV * S::kLanes; ++l) slab[l * plan.positions + p0 + j] = lanes[l];
+  }
+}
+
+// The taps [k0, k0 + NV·L) of every position into the slab, then added into the padded
+// gradient tap by tap: each pixel receives its terms in ascending k, whatever the tile shape,
+// so every instruction set gives the same bits (and the order of the cuda col2im's gather).
+template <class S, int NV>
+inline void input_tiles(const Plan& plan, const float* weights_k, const float* dy, float* padded,
+                        float* slab) {
+  constexpr int NP = S::kAccumulators / NV;
+  for (std::int64_t k0 = 0; k0 < plan.taps; k0 += NV * S::kLanes) {
+    for (std::int64_t p0 = 0; p0 < plan.positions; p0 += NP)
+      input_tile<S, NV, NP>(plan, weights_k, dy, k0, p0, slab);
+    const std::int64_t taps = std::min<std::int64_t>(NV * S::kLanes, plan.taps - k0);
+    for (std::int64_t l = 0; l < taps; ++l) {
+      float* at = padded + plan.offsets[static_cast<std::size_t>(k0 + l)];
+      const float* row = slab + l * plan.positions;
+      for (std::int64_t p = 0; p < plan.positions; ++p)
+        at[plan.bases[static_cast<std::size_t>(p)]] += row[p];
+    }
+  }
+}
+
+template <class S>
+inline void input_any(const Plan& plan, const float* weights_k, const float* dy, float* padded,
+                      float* slab) {
+  switch (plan.tap_vectors) {
+    case 1: return input_tiles<S, 1>(plan, weights_k, dy, padded, slab);
+    case 2: return input_tiles<S, 2>(plan, weights_k, dy, padded, slab);
+    case 3: return input_tiles<S, 3>(plan, weights_k, dy, padded, slab);
+    default: return input_tiles<S, 4>(plan, weights_k, dy, padded, slab);
+  }
+}
+
+// ------------------------------------------------------------------ entry points per ISA
+
+#if defined(LATENT_X86_TILES)
+__attribute__((target("arch=x86-64-v4"), flatten)) void forward_avx512(
+    const Plan& plan, const float* weights_t, const float* padded, float* y) {
+  forward_any<Avx512Vec>(plan, weights_t, padded, y);
+}
+__attribute__((target("arch=x86-64-v3"), flatten)) void forward_avx2(
+    const Plan& plan, const float* weights_t, const float* padded, float* y) {
+  forward_any<Avx2Vec>(plan, weights_t, padded, y);
+}
+__attribute__((target("arch=x86-64-v4"), flatten)) void weight_avx512(
+    const Plan& plan, const float* dy_t, const float* padded, std::int64_t images, float* dw) {
+  weight_any<Avx512Vec>(plan, dy_t, padded, images, dw);
+}
+__attribute__((target("arch=x86-64-v3"), flatten)) void weight_avx2(
+    const Plan& plan, const float* dy_t, const float* padded, std::int64_t images, float* dw) {
+  weight_any<Avx2Vec>(plan, dy_t, padded, images, dw);
+}
+__attribute__((target("arch=x86-64-v4"), flatten)) void input_avx512(
+    const Plan& plan, const float* weights_k, const float* dy, float* padded, float* slab) {
+  input_any<Avx512Vec>(plan, weights_k, dy, padded, slab);
+}
+__attribute__((target("arch=x86-64-v3"), flatten)) void input_avx2(
+    const Plan& plan, const float* weights_k, const float* dy, float* padded, float* slab) {
+  input_any<Avx2Vec>(plan, weights_k, dy, padded, slab);
+}
+#endif
+
+}  // namespace
+
+bool eligible(const ConvGeometry& g, std::int64_t out_channels) {
+  const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
+  const VectorIsa isa = vector_isa();
+  // Without vectors OpenBLAS's own kernels are faster: the scalar tiles run only when a test
+  // asks for them.
+  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
+  return out_channels >= lanes_of(isa) && padded < std::numeric_limits<std::int32_t>::max();
+}
+
+bool input_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
+  const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
+  const VectorIsa isa = vector_isa();
+  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
+  return out_channels > 0 && g.col_rows() >= lanes_of(isa) &&
+         padded < std::numeric_limits<std::int32_t>::max();
+}
+
+Plan make_plan(const ConvGeometry& g, std::int64_t out_channels) {
+  Plan plan;
+  plan.g = g;
+  plan.out_channels = out_channels;
+  plan.taps = g.col_rows();
+  plan.positions = g.out_h * g.out_w;
+  plan.padded_height = g.height + 2 * g.padding;
+  plan.padded_width = g.width + 2 * g.padding;
+  plan.padded_size = g.channels * plan.padded_height * plan.padded_width;
+  const VectorIsa isa = vector_isa();
+  plan.lanes = lanes_of(isa);
+  const std::int64_t channel_vectors = (out_channels + plan.lanes - 1) / plan.lanes;
+  plan.vectors = std::min(channel_vectors, max_vectors(isa));
+  const std::int64_t tiles = (channel_vectors + plan.vectors - 1) / plan.vectors;
+  plan.padded_channels = tiles * plan.vectors * plan.lanes;
+  const std::int64_t tap_vectors = (plan.taps + plan.lanes - 1) / plan.lanes;
+  plan.tap_vectors = std::min(tap_vectors, max_vectors(isa));
+  plan.padded_taps = (tap_vectors + plan.tap_vectors - 1) / plan.tap_vectors * plan.tap_vectors * plan.lanes;
+  plan.offsets.resize(static_cast<std::size_t>(plan.taps));
+  for (std::int64_t c = 0, k = 0; c < g.channels; ++c)
+    for (std::int64_t kh = 0; kh < g.kernel_h; ++kh)
+      for (std::int64_t kw = 0; kw < g.kernel_w; ++kw, ++k)
+        plan.offsets[static_cast<std::size_t>(k)] =
+            static_cast<std::int32_t>((c * plan.padded_height + kh) * plan.padded_width + kw);
+  plan.bases.resize(static_cast<std::size_t>(plan.positions));
+  for (std::int64_t oh = 0, p = 0; oh < g.out_h; ++oh)
+    for (std::int64_t ow = 0; ow < g.out_w; ++ow, ++p)
+      plan.bases[static_cast<std::size_t>(p)] =
+          static_cast<std::int32_t>(oh * g.stride * plan.padded_width + ow * g.stride);
+  return plan;
+}
+
+void pad_image(const Plan& plan, const float* image, float* padded) {
+  const ConvGeometry& g = plan.g;
+  std::fill(padded, padded + plan.padded_size, 0.0f);
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    for (std::int64_t h = 0; h < g.height; ++h) {
+      const float* src = image + (c * g.height + h) * g.width;
+      float* dst = padded + (c * plan.padded_height + h + g.padding) * plan.padded_width + g.padding;
+      for (std::int64_t w = 0; w < g.width; ++w) dst[w] = src[w];
+    }
+}
+
+std::vector<float> transpose_weights(const Plan& plan, const float* w) {
+  std::vector<float> t(static_cast<std::size_t>(plan.taps * plan.padded_channels), 0.0f);
+  for (std::int64_t oc = 0; oc < plan.out_channels; ++oc)
+    for (std::int64_t k = 0; k < plan.taps; ++k)
+      t[static_cast<std::size_t>(k * plan.padded_channels + oc)] = w[oc * plan.taps + k];
+  return t;
+}
+
+std::vector<float> pad_weight_taps(const Plan& plan, const float* w) {
+  std::vector<float> padded(static_cast<std::size_t>(plan.out_channels * plan.padded_taps), 0.0f);
+  for (std::int64_t oc = 0; oc < plan.out_channels; ++oc)
+    for (std::int64_t k = 0; k < plan.taps; ++k)
+      padded[static_cast<std::size_t>(oc * plan.padded_taps + k)] = w[oc * plan.taps + k];
+  return padded;
+}
+
+std::int64_t input_gradient_scratch(const Plan& plan) {
+  return plan.padded_size + plan.tap_vectors * plan.lanes * plan.positions;
+}
+
+void input_gradient_image(const Plan& plan, const float* weights_k, const float* dy,
+                          float* scratch, float* dx) {
+  float* padded = scratch;
+  float* slab = scratch + plan.padded_size;
+  std::fill(padded, padded + plan.padded_size, 0.0f);
+#if defined(LATENT_X86_TILES)
+  if (plan.lanes == 16) {
+    input_avx512(plan, weights_k, dy, padded, slab);
+  } else if (plan.lanes == 8) {
+    input_avx2(plan, weights_k, dy, padded, slab);
+  } else
+#endif
+  {
+    input_any<ScalarVec>(plan, weights_k, dy, padded, slab);
+  }
+  const ConvGeometry& g = plan.g;
+  for (std::int64_t c = 0; c < g.channels; ++c)
+    for (std::int64_t h = 0; h < g.height; ++h) {
+      const float* src = padded + (c * plan.padded_height + h + g.padding) * plan.padded_width + g.padding;
+      float* dst = dx + (c * g.height + h) * g.width;
+      for (std::int64_t w = 0; w < g.width; ++w) dst[w] = src[w];
+    }
+}
+
+void transpose_output_gradient(const Plan& plan, const float* dy, float* dy_t) {
+  for (std::int64_t p = 0; p < plan.positions; ++p) {
+    float* row = dy_t + p * plan.padded_channels;
+    for (std::int64_t oc = 0; oc < plan.out_channels; ++oc) row[oc] = dy[oc * plan.positions + p];
+    for (std::int64_t oc = plan.out_channels; oc < plan.padded_channels; ++oc) row[oc] = 0.0f;
+  }
+}
+
+void forward_image(const Plan& plan, const float* weights_t, const float* padded, float* y) {
+#if defined(LATENT_X86_TILES)
+  if (plan.lanes == 16) return forward_avx512(plan, weights_t, padded, y);
+  if (plan.lanes == 8) return forward_avx2(plan, weights_t, padded, y);
+#endif
+  forward_any<ScalarVec>(plan, weights_t, padded, y);
+}
+
+void weight_gradient(const Plan& plan, const float* dy_t, const float* padded,
+                     std::int64_t images, float* dw) {
+#if defined(LATENT_X86_TILES)
+  if (plan.lanes == 16) return weight_avx512(plan, dy_t, padded, images, dw);
+  if (plan.lanes == 8) return weight_avx2(plan, dy_t, padded, images, dw);
+#endif
+  weight_any<ScalarVec>(plan, dy_t, padded, images, dw);
+}
+
+}  // namespace implicit_conv
+}  // namespace latent::cpu
