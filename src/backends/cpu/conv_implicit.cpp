@@ -231,6 +231,17 @@ inline void input_tile(const Plan& plan, const float* weights_k, const float* dy
   }
 }
 
+// at[oh·s·PW + ow·s] += row[oh·OW + ow]: one tap's terms into the padded gradient, the
+// stride a constant for the strides the models use.
+template <std::int64_t kStride>
+inline void add_tap(const Plan& plan, const float* row, float* at) {
+  const std::int64_t s = kStride > 0 ? kStride : plan.g.stride;
+  for (std::int64_t oh = 0; oh < plan.g.out_h; ++oh, row += plan.g.out_w) {
+    float* dst = at + oh * s * plan.padded_width;
+    for (std::int64_t ow = 0; ow < plan.g.out_w; ++ow) dst[ow * s] += row[ow];
+  }
+}
+
 // The taps [k0, k0 + NV·L) of every position into the slab, then added into the padded
 // gradient tap by tap: each pixel receives its terms in ascending k, whatever the tile shape,
 // so every instruction set gives the same bits (and the order of the cuda col2im's gather).
@@ -245,8 +256,11 @@ inline void input_tiles(const Plan& plan, const float* weights_k, const float* d
     for (std::int64_t l = 0; l < taps; ++l) {
       float* at = padded + plan.offsets[static_cast<std::size_t>(k0 + l)];
       const float* row = slab + l * plan.positions;
-      for (std::int64_t p = 0; p < plan.positions; ++p)
-        at[plan.bases[static_cast<std::size_t>(p)]] += row[p];
+      switch (plan.g.stride) {
+        case 1: add_tap<1>(plan, row, at); break;
+        case 2: add_tap<2>(plan, row, at); break;
+        default: add_tap<0>(plan, row, at); break;
+      }
     }
   }
 }
@@ -293,9 +307,18 @@ __attribute__((target("arch=x86-64-v3"), flatten)) void input_avx2(
 
 }  // namespace
 
+namespace {
+// The tiles' instruction set for OC output channels: AVX2's 8 lanes where 16 would be at
+// least half empty.
+VectorIsa tile_isa(std::int64_t out_channels) {
+  const VectorIsa isa = vector_isa();
+  return isa == VectorIsa::avx512 && out_channels < 16 ? VectorIsa::avx2 : isa;
+}
+}  // namespace
+
 bool eligible(const ConvGeometry& g, std::int64_t out_channels) {
   const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
-  const VectorIsa isa = vector_isa();
+  const VectorIsa isa = tile_isa(out_channels);
   // Without vectors OpenBLAS's own kernels are faster: the scalar tiles run only when a test
   // asks for them.
   if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
@@ -304,7 +327,7 @@ bool eligible(const ConvGeometry& g, std::int64_t out_channels) {
 
 bool input_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
   const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
-  const VectorIsa isa = vector_isa();
+  const VectorIsa isa = tile_isa(out_channels);
   if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
   return out_channels > 0 && g.col_rows() >= lanes_of(isa) &&
          padded < std::numeric_limits<std::int32_t>::max();
@@ -319,7 +342,7 @@ Plan make_plan(const ConvGeometry& g, std::int64_t out_channels) {
   plan.padded_height = g.height + 2 * g.padding;
   plan.padded_width = g.width + 2 * g.padding;
   plan.padded_size = g.channels * plan.padded_height * plan.padded_width;
-  const VectorIsa isa = vector_isa();
+  const VectorIsa isa = tile_isa(out_channels);
   plan.lanes = lanes_of(isa);
   const std::int64_t channel_vectors = (out_channels + plan.lanes - 1) / plan.lanes;
   plan.vectors = std::min(channel_vectors, max_vectors(isa));
@@ -397,12 +420,62 @@ void input_gradient_image(const Plan& plan, const float* weights_k, const float*
     }
 }
 
-void transpose_output_gradient(const Plan& plan, const float* dy, float* dy_t) {
-  for (std::int64_t p = 0; p < plan.positions; ++p) {
-    float* row = dy_t + p * plan.padded_channels;
-    for (std::int64_t oc = 0; oc < plan.out_channels; ++oc) row[oc] = dy[oc * plan.positions + p];
-    for (std::int64_t oc = plan.out_channels; oc < plan.padded_channels; ++oc) row[oc] = 0.0f;
+namespace {
+
+// dy_t[p, oc] = dy[oc, p] over [oc0, oc1) × [p0, p1), element by element.
+void transpose_elements(const Plan& plan, const float* dy, float* dy_t, std::int64_t oc0,
+                        std::int64_t oc1, std::int64_t p0, std::int64_t p1) {
+  for (std::int64_t p = p0; p < p1; ++p)
+    for (std::int64_t oc = oc0; oc < oc1; ++oc)
+      dy_t[p * plan.padded_channels + oc] = dy[oc * plan.positions + p];
+}
+
+#if defined(LATENT_X86_TILES)
+// The same by 8 × 8 blocks in AVX registers (the classic unpack / shuffle / permute
+// sequence), the edges element by element.
+__attribute__((target("avx2"))) void transpose_avx2(const Plan& plan, const float* dy,
+                                                    float* dy_t) {
+  const std::int64_t P = plan.positions, OC = plan.out_channels, ld = plan.padded_channels;
+  const std::int64_t oc_blocks = OC / 8 * 8, p_blocks = P / 8 * 8;
+  for (std::int64_t oc = 0; oc < oc_blocks; oc += 8) {
+    for (std::int64_t p = 0; p < p_blocks; p += 8) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(dy + (oc + i) * P + p);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(dy_t + (p + i) * ld + oc, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dy_t + (p + i + 4) * ld + oc, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+      }
+    }
+    transpose_elements(plan, dy, dy_t, oc, oc + 8, p_blocks, P);
   }
+  transpose_elements(plan, dy, dy_t, oc_blocks, OC, 0, P);
+}
+#endif
+
+}  // namespace
+
+void transpose_output_gradient(const Plan& plan, const float* dy, float* dy_t) {
+#if defined(LATENT_X86_TILES)
+  if (plan.lanes > 1) {
+    transpose_avx2(plan, dy, dy_t);
+  } else
+#endif
+  {
+    transpose_elements(plan, dy, dy_t, 0, plan.out_channels, 0, plan.positions);
+  }
+  for (std::int64_t p = 0; p < plan.positions; ++p)
+    for (std::int64_t oc = plan.out_channels; oc < plan.padded_channels; ++oc)
+      dy_t[p * plan.padded_channels + oc] = 0.0f;
 }
 
 void forward_image(const Plan& plan, const float* weights_t, const float* padded, float* y) {

@@ -23,7 +23,8 @@
 //
 // Every sum is one fma chain in the order of its reduction index (k ascending; n, then p
 // ascending), in every instruction set: AVX-512, AVX2 and the scalar path give the same bits.
-// Which one runs is chosen once from the cpu (vector_isa(); tests force each in turn).
+// Which one runs is chosen once from the cpu (vector_isa(); tests force each in turn); with
+// fewer than 16 output channels an AVX-512 cpu runs the AVX2 tiles, whose 8 lanes they fill.
 #pragma once
 
 #include <cstdint>
