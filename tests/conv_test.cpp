@@ -310,8 +310,8 @@ TEST(ConvGrad, ConvTranspose2d) {
 // output channels that fill whole vectors and ones that do not, on every instruction set the
 // cpu backend's implicit-GEMM tiles are built for (src/backends/cpu/conv_implicit.h) and this
 // cpu has: each within the bound, the same bits with 1 and with 2 threads, and the same bits
-// on every instruction set where all of them take the tiles (OC ≥ 16 and C·KH·KW ≥ 16; below
-// that, the ones whose vectors the channels do not fill take im2col + GEMM).
+// on every instruction set where all of them take the tiles (OC ≥ 16, C·KH·KW ≥ 16 and
+// C ≥ 16; below that, the ones whose vectors the channels do not fill take another path).
 // conv_transpose2d runs the same three products with x and g exchanged.
 struct ConvProducts {
   std::vector<double> y, dx, dw;
@@ -352,6 +352,10 @@ TEST(ConvGrad, CpuConvolutionProductsOnEveryInstructionSet) {
       {11, 5, 8, 7, 33, 3, 3, 1, 1, 0, false},    // 33 = 2·16 + 1, 45 taps
       {9, 2, 7, 8, 17, 2, 3, 3, 2, 0, false},     // stride 3, padding 2, non-square kernel
       {10, 32, 14, 14, 64, 4, 4, 2, 1, 0, false}, // the autoencoder's second layer
+      {7, 20, 7, 7, 24, 3, 3, 1, 1, 0, false},    // stride 1: dx in one phase
+      {5, 17, 9, 9, 18, 4, 4, 2, 1, 1, false},    // stride 2: four phases of 2 × 2 taps
+      {4, 16, 8, 7, 16, 3, 2, 3, 1, 1, false},    // stride 3, 3 × 2 kernel: phases of 1 and 0 taps
+      {6, 64, 7, 7, 4, 3, 3, 1, 1, 0, false},     // the autoencoder's third layer: OC = 4
   };
   const cpu::VectorIsa best = cpu::best_vector_isa();
   for (const Conv& k : shapes) {
@@ -380,7 +384,9 @@ TEST(ConvGrad, CpuConvolutionProductsOnEveryInstructionSet) {
                                               values_of(t), values_of(gt.grad()), values_of(wt.grad())};
     };
     std::vector<std::vector<double>> first;
-    const bool tiles_everywhere = k.oc >= 16 && taps >= 16;
+    // (dx is computed by the forward tiles as one convolution per phase of the input pixels,
+    // whose output channels are C.)
+    const bool tiles_everywhere = k.oc >= 16 && taps >= 16 && k.c >= 16;
     const int threads = omp_get_max_threads();
     for (cpu::VectorIsa isa : {cpu::VectorIsa::scalar, cpu::VectorIsa::avx2, cpu::VectorIsa::avx512}) {
       if (isa > best) continue;

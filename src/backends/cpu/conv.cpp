@@ -14,8 +14,10 @@
 // so a core taken by another process slows the step by its share instead of stalling every
 // parallel region at its barrier.
 //
-// Order of the sums. forward and backward_input compute every output element with the same
-// dot products as the whole-batch GEMM (one dot product over C·KH·KW, resp. over OC, then
+// Order of the sums (float32 goes through the implicit-GEMM tiles of
+// src/backends/cpu/conv_implicit.h where the channels fill their vectors; this paragraph is
+// about the im2col + GEMM path). forward and backward_input compute every output element
+// with the same dot products as the whole-batch GEMM (one dot product over C·KH·KW, resp. over OC, then
 // the plane-by-plane col2im sums in ascending (kh, kw)). backward_weight sums over the batch
 // in fixed chunks of kImagesPerPartial images (one partial per chunk, chunks added in order),
 // so its result depends on neither the thread count nor the schedule: deterministic, though
@@ -184,18 +186,22 @@ constexpr DType dtype_of() {
   return sizeof(T) == 4 ? DType::f32 : DType::f64;
 }
 
+// y [N, OC, OH, OW] = conv(x, w [OC, C·KH·KW]) through the implicit tiles (eligible only).
+void implicit_forward(const ConvGeometry& g, const float* x, const float* w,
+                      std::int64_t out_channels, float* y) {
+  const implicit_conv::Plan plan = implicit_conv::make_plan(g, out_channels);
+  const std::vector<float> weights_t = implicit_conv::transpose_weights(plan, w);
+  const std::int64_t image = g.channels * g.height * g.width;
+  for_each_piece<float>(g.batch, plan.padded_size, [&](std::int64_t n, float* padded) {
+    implicit_conv::pad_image(plan, x + n * image, padded);
+    implicit_conv::forward_image(plan, weights_t.data(), padded,
+                                 y + n * plan.out_channels * plan.positions);
+  });
+}
+
 void conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y) {
   if (x.dtype() == DType::f32 && implicit_conv::eligible(g, w.shape()[0])) {
-    const implicit_conv::Plan plan = implicit_conv::make_plan(g, w.shape()[0]);
-    const std::vector<float> weights_t = implicit_conv::transpose_weights(plan, ptr<float>(w));
-    const float* in = ptr<float>(x);
-    float* out = ptr<float>(y);
-    const std::int64_t image = g.channels * g.height * g.width;
-    for_each_piece<float>(g.batch, plan.padded_size, [&](std::int64_t n, float* padded) {
-      implicit_conv::pad_image(plan, in + n * image, padded);
-      implicit_conv::forward_image(plan, weights_t.data(), padded,
-                                   out + n * plan.out_channels * plan.positions);
-    });
+    implicit_forward(g, ptr<float>(x), ptr<float>(w), w.shape()[0], ptr<float>(y));
     return;
   }
   dispatch_floating(x.dtype(), "conv_forward", [&](auto z) {
@@ -214,6 +220,19 @@ void conv_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const
 
 void conv_backward_input(const ConvGeometry& g, const Tensor& dy, const Tensor& w,
                          const Tensor& dx) {
+  if (dy.dtype() == DType::f32 && implicit_conv::phase_gradient_eligible(g, w.shape()[0])) {
+    // One stride-1 convolution per phase of the input pixels, by the forward tiles.
+    const implicit_conv::PhaseGradient pg =
+        implicit_conv::make_phase_gradient(g, w.shape()[0], ptr<float>(w));
+    const float* grad = ptr<float>(dy);
+    float* out = ptr<float>(dx);
+    const std::int64_t image = g.channels * g.height * g.width;
+    const std::int64_t per_output = w.shape()[0] * g.out_h * g.out_w;
+    for_each_piece<float>(g.batch, pg.dy_size, [&](std::int64_t n, float* scratch) {
+      implicit_conv::phase_gradient_image(pg, grad + n * per_output, scratch, out + n * image);
+    });
+    return;
+  }
   if (dy.dtype() == DType::f32 && implicit_conv::input_gradient_eligible(g, w.shape()[0])) {
     const implicit_conv::Plan plan = implicit_conv::make_plan(g, w.shape()[0]);
     const std::vector<float> weights_k = implicit_conv::pad_weight_taps(plan, ptr<float>(w));

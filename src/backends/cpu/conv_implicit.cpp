@@ -127,7 +127,8 @@ inline void forward_tile(const Plan& plan, const float* weights_t, const float* 
   for (int j = 0; j < NP && p0 + j < plan.positions; ++j) {
     for (int v = 0; v < NV; ++v) S::store(lanes + v * S::kLanes, acc[j][v]);
     const std::int64_t valid = std::min<std::int64_t>(NV * S::kLanes, plan.out_channels - oc0);
-    for (std::int64_t l = 0; l < valid; ++l) y[(oc0 + l) * plan.positions + p0 + j] = lanes[l];
+    const std::int64_t at = plan.out_index[static_cast<std::size_t>(p0 + j)];
+    for (std::int64_t l = 0; l < valid; ++l) y[(oc0 + l) * plan.out_stride + at] = lanes[l];
   }
 }
 
@@ -333,6 +334,93 @@ bool input_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
          padded < std::numeric_limits<std::int32_t>::max();
 }
 
+namespace {
+// The tile shape along output channels and taps, from plan.out_channels and plan.taps.
+void set_tiles(Plan& plan) {
+  const VectorIsa isa = tile_isa(plan.out_channels);
+  plan.lanes = lanes_of(isa);
+  const std::int64_t channel_vectors = (plan.out_channels + plan.lanes - 1) / plan.lanes;
+  plan.vectors = std::min(channel_vectors, max_vectors(isa));
+  const std::int64_t tiles = (channel_vectors + plan.vectors - 1) / plan.vectors;
+  plan.padded_channels = tiles * plan.vectors * plan.lanes;
+  const std::int64_t tap_vectors = std::max<std::int64_t>(1, (plan.taps + plan.lanes - 1) / plan.lanes);
+  plan.tap_vectors = std::min(tap_vectors, max_vectors(isa));
+  plan.padded_taps = (tap_vectors + plan.tap_vectors - 1) / plan.tap_vectors * plan.tap_vectors * plan.lanes;
+}
+}  // namespace
+
+bool phase_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
+  const VectorIsa isa = tile_isa(g.channels);
+  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
+  const std::int64_t pad = (std::max(g.kernel_h, g.kernel_w) + g.stride - 1) / g.stride + 1;
+  const std::int64_t dy = out_channels * (g.out_h + 2 * pad + g.height) * (g.out_w + 2 * pad + g.width);
+  return g.channels >= lanes_of(isa) && dy < std::numeric_limits<std::int32_t>::max() &&
+         g.channels * g.height * g.width < std::numeric_limits<std::int32_t>::max();
+}
+
+PhaseGradient make_phase_gradient(const ConvGeometry& g, std::int64_t out_channels, const float* w) {
+  PhaseGradient pg;
+  const std::int64_t s = g.stride, C = g.channels, OC = out_channels;
+  const std::int64_t KH = g.kernel_h, KW = g.kernel_w;
+  // dy is padded so that every i' − t and j' − u a phase pixel reads lies inside: t < KH/s + 1
+  // rows above, and below the last row up to the last pixel's i' ≤ (H − 1 + p)/s.
+  pg.dy_padding = (std::max(KH, KW) + s - 1) / s + 1;
+  const std::int64_t below_h = std::max<std::int64_t>(0, (g.height - 1 + g.padding) / s + 1 - g.out_h);
+  const std::int64_t below_w = std::max<std::int64_t>(0, (g.width - 1 + g.padding) / s + 1 - g.out_w);
+  pg.dy_height = g.out_h + 2 * pg.dy_padding + below_h;
+  pg.dy_width = g.out_w + 2 * pg.dy_padding + below_w;
+  pg.dy_channels = OC;
+  pg.dy_size = OC * pg.dy_height * pg.dy_width;
+  for (std::int64_t a = 0; a < s; ++a) {
+    for (std::int64_t b = 0; b < s; ++b) {
+      const std::int64_t th = a < KH ? (KH - a + s - 1) / s : 0;
+      const std::int64_t tw = b < KW ? (KW - b + s - 1) / s : 0;
+      Plan plan;
+      plan.g = g;
+      plan.out_channels = C;
+      plan.taps = OC * th * tw;
+      plan.out_stride = g.height * g.width;
+      // The phase's pixels: ih = s·i' + a − p in [0, H), iw likewise (i', j' ≥ 0).
+      for (std::int64_t i = 0; s * i + a - g.padding < g.height; ++i) {
+        if (s * i + a - g.padding < 0) continue;
+        for (std::int64_t j = 0; s * j + b - g.padding < g.width; ++j) {
+          if (s * j + b - g.padding < 0) continue;
+          plan.bases.push_back(static_cast<std::int32_t>((i + pg.dy_padding) * pg.dy_width + j + pg.dy_padding));
+          plan.out_index.push_back(static_cast<std::int32_t>((s * i + a - g.padding) * g.width + s * j + b - g.padding));
+        }
+      }
+      plan.positions = static_cast<std::int64_t>(plan.bases.size());
+      if (plan.positions == 0) continue;
+      set_tiles(plan);  // with no taps (no kernel row or column in this phase) it stores zeros
+      std::vector<float> weights(static_cast<std::size_t>(std::max<std::int64_t>(plan.taps, 1) * plan.padded_channels), 0.0f);
+      for (std::int64_t oc = 0, k = 0; oc < OC; ++oc)
+        for (std::int64_t t = 0; t < th; ++t)
+          for (std::int64_t u = 0; u < tw; ++u, ++k) {
+            plan.offsets.push_back(static_cast<std::int32_t>((oc * pg.dy_height - t) * pg.dy_width - u));
+            for (std::int64_t c = 0; c < C; ++c)
+              weights[static_cast<std::size_t>(k * plan.padded_channels + c)] =
+                  w[((oc * C + c) * KH + a + s * t) * KW + b + s * u];
+          }
+      pg.phases.push_back(std::move(plan));
+      pg.weights.push_back(std::move(weights));
+    }
+  }
+  return pg;
+}
+
+void phase_gradient_image(const PhaseGradient& pg, const float* dy, float* scratch, float* dx) {
+  const ConvGeometry& g = pg.phases.front().g;
+  std::fill(scratch, scratch + pg.dy_size, 0.0f);
+  for (std::int64_t oc = 0; oc < pg.dy_channels; ++oc)
+    for (std::int64_t h = 0; h < g.out_h; ++h) {
+      const float* src = dy + (oc * g.out_h + h) * g.out_w;
+      float* dst = scratch + (oc * pg.dy_height + h + pg.dy_padding) * pg.dy_width + pg.dy_padding;
+      for (std::int64_t x = 0; x < g.out_w; ++x) dst[x] = src[x];
+    }
+  for (std::size_t i = 0; i < pg.phases.size(); ++i)
+    forward_image(pg.phases[i], pg.weights[i].data(), scratch, dx);
+}
+
 Plan make_plan(const ConvGeometry& g, std::int64_t out_channels) {
   Plan plan;
   plan.g = g;
@@ -342,15 +430,10 @@ Plan make_plan(const ConvGeometry& g, std::int64_t out_channels) {
   plan.padded_height = g.height + 2 * g.padding;
   plan.padded_width = g.width + 2 * g.padding;
   plan.padded_size = g.channels * plan.padded_height * plan.padded_width;
-  const VectorIsa isa = tile_isa(out_channels);
-  plan.lanes = lanes_of(isa);
-  const std::int64_t channel_vectors = (out_channels + plan.lanes - 1) / plan.lanes;
-  plan.vectors = std::min(channel_vectors, max_vectors(isa));
-  const std::int64_t tiles = (channel_vectors + plan.vectors - 1) / plan.vectors;
-  plan.padded_channels = tiles * plan.vectors * plan.lanes;
-  const std::int64_t tap_vectors = (plan.taps + plan.lanes - 1) / plan.lanes;
-  plan.tap_vectors = std::min(tap_vectors, max_vectors(isa));
-  plan.padded_taps = (tap_vectors + plan.tap_vectors - 1) / plan.tap_vectors * plan.tap_vectors * plan.lanes;
+  plan.out_stride = plan.positions;
+  plan.out_index.resize(static_cast<std::size_t>(plan.positions));
+  for (std::int64_t p = 0; p < plan.positions; ++p) plan.out_index[static_cast<std::size_t>(p)] = static_cast<std::int32_t>(p);
+  set_tiles(plan);
   plan.offsets.resize(static_cast<std::size_t>(plan.taps));
   for (std::int64_t c = 0, k = 0; c < g.channels; ++c)
     for (std::int64_t kh = 0; kh < g.kernel_h; ++kh)

@@ -53,7 +53,28 @@ struct Plan {
   std::int64_t tap_vectors = 1, padded_taps = 0;             // the same along K
   std::vector<std::int32_t> offsets;  // [K]
   std::vector<std::int32_t> bases;    // [P]
+  // Where the forward tiles store y[oc, p]: oc · out_stride + out_index[p] (p and P for a
+  // whole output; the pixels of one phase for the input gradient's phase convolutions).
+  std::vector<std::int32_t> out_index;  // [P]
+  std::int64_t out_stride = 0;
 };
+
+// The input gradient as s² convolutions, one per phase (a, b) of the input pixels
+// (ih + p ≡ a, iw + p ≡ b mod s): with kh = a + s·t, oh = i' − t for ih + p = s·i' + a,
+//     dx[c, s·i' + a − p, s·j' + b − p] = Σ_(oc, t, u) W[oc, c, a + s·t, b + s·u] · dy[oc, i' − t, j' − u]
+// a stride-1 convolution of dy (zero-padded) by the phase's taps of the kernel, with C output
+// channels: the forward tiles run it, each pixel one sum with no scatter. Phases that no tap
+// reaches (s > KH or s > KW) are zero.
+struct PhaseGradient {
+  std::vector<Plan> phases;                 // the phases that some tap reaches
+  std::vector<std::vector<float>> weights;  // per phase: [taps, padded C], for the tiles
+  std::int64_t dy_channels = 0, dy_padding = 0, dy_height = 0, dy_width = 0, dy_size = 0;
+};
+// Whether it serves this convolution (C ≥ lanes: the tiles' channels are the input's).
+bool phase_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels);
+PhaseGradient make_phase_gradient(const ConvGeometry& g, std::int64_t out_channels, const float* w);
+// dx [C, H, W] of one image from dy [OC, OH, OW], with dy_size elements of scratch.
+void phase_gradient_image(const PhaseGradient& pg, const float* dy, float* scratch, float* dx);
 
 // Whether the implicit tiles serve this convolution: a vector instruction set (the scalar
 // tiles only when set_vector_isa asked for them), enough output channels to fill the vectors
