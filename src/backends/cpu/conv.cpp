@@ -293,35 +293,45 @@ void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor&
     const T* grad = ptr<T>(dy);
     const T* in = ptr<T>(x);
     T* out = ptr<T>(dw);
-    std::vector<T> partials(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
+    std::vector<T> partials;
     auto piece_sum = [&](std::int64_t piece) {
       return pieces > 1 ? partials.data() + piece * wsize : out;
     };
-    bool implicit = false;
     if constexpr (std::is_same_v<T, float>) {
       if (implicit_conv::eligible(g, oc)) {
-        implicit = true;
+        // Partials [K, padded OC] per piece, added in piece order and transposed into dw.
         const implicit_conv::Plan plan = implicit_conv::make_plan(g, oc);
+        const std::int64_t tsize = k * plan.padded_channels;
+        std::vector<float> sums(static_cast<std::size_t>(pieces * tsize));
         const std::int64_t scratch = kImagesPerPartial * (plan.padded_size + p * plan.padded_channels);
         for_each_piece<float>(pieces, scratch, [&](std::int64_t piece, float* buffer) {
           const std::int64_t first = piece * kImagesPerPartial;
           const std::int64_t count = std::min(g.batch, first + kImagesPerPartial) - first;
-          implicit_weight_piece(plan, in, grad, first, count, buffer, piece_sum(piece));
+          implicit_weight_piece(plan, in, grad, first, count, buffer, sums.data() + piece * tsize);
         });
+#pragma omp parallel for schedule(static) if (wsize > kParallelThreshold)
+        for (std::int64_t t = 0; t < k; ++t) {
+          for (std::int64_t o = 0; o < oc; ++o) {
+            float total = sums[static_cast<std::size_t>(t * plan.padded_channels + o)];
+            for (std::int64_t piece = 1; piece < pieces; ++piece)
+              total += sums[static_cast<std::size_t>(piece * tsize + t * plan.padded_channels + o)];
+            out[o * k + t] = total;
+          }
+        }
+        return;
       }
     }
-    if (!implicit) {
-      for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
-        T* sum = piece_sum(piece);
-        const std::int64_t first = piece * kImagesPerPartial;
-        const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
-        for (std::int64_t n = first; n < last; ++n) {
-          im2col_image(g, in + n * image, cols, p, cols + k * p);
-          gemm(dtype_of<T>(), false, true, oc, k, p, 1.0, grad + n * oc * p, p, cols, p,
-               n == first ? 0.0 : 1.0, sum, k);
-        }
-      });
-    }
+    partials.resize(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
+    for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
+      T* sum = piece_sum(piece);
+      const std::int64_t first = piece * kImagesPerPartial;
+      const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
+      for (std::int64_t n = first; n < last; ++n) {
+        im2col_image(g, in + n * image, cols, p, cols + k * p);
+        gemm(dtype_of<T>(), false, true, oc, k, p, 1.0, grad + n * oc * p, p, cols, p,
+             n == first ? 0.0 : 1.0, sum, k);
+      }
+    });
     if (pieces == 1) return;
 #pragma omp parallel for schedule(static) if (wsize > kParallelThreshold)
     for (std::int64_t i = 0; i < wsize; ++i) {

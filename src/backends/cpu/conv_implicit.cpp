@@ -152,10 +152,10 @@ inline void forward_any(const Plan& plan, const float* weights_t, const float* p
 
 // ------------------------------------------------------------------ weight gradient
 
-// dw[oc0 + v·L + l, k0 + j] for j < NK, v < NV: one tile of sums over every image and position.
+// dw_t[k0 + j, oc0 + v·L + l] for j < NK, v < NV: one tile of sums over every image and position.
 template <class S, int NV, int NK>
 inline void weight_tile(const Plan& plan, const float* dy_t, const float* padded,
-                        std::int64_t images, std::int64_t oc0, std::int64_t k0, float* dw) {
+                        std::int64_t images, std::int64_t oc0, std::int64_t k0, float* dw_t) {
   using V = typename S::V;
   std::int32_t offset[NK];
   for (int j = 0; j < NK; ++j)
@@ -176,21 +176,19 @@ inline void weight_tile(const Plan& plan, const float* dy_t, const float* padded
       }
     }
   }
-  float lanes[NV * S::kLanes];
-  for (int j = 0; j < NK && k0 + j < plan.taps; ++j) {
-    for (int v = 0; v < NV; ++v) S::store(lanes + v * S::kLanes, acc[j][v]);
-    const std::int64_t valid = std::min<std::int64_t>(NV * S::kLanes, plan.out_channels - oc0);
-    for (std::int64_t l = 0; l < valid; ++l) dw[(oc0 + l) * plan.taps + k0 + j] = lanes[l];
-  }
+  // dw_t [K, padded_channels]: whole vectors, contiguous (the padded channels' dy is zero).
+  for (int j = 0; j < NK && k0 + j < plan.taps; ++j)
+    for (int v = 0; v < NV; ++v)
+      S::store(dw_t + (k0 + j) * plan.padded_channels + oc0 + v * S::kLanes, acc[j][v]);
 }
 
 template <class S, int NV>
 inline void weight_tiles(const Plan& plan, const float* dy_t, const float* padded,
-                         std::int64_t images, float* dw) {
+                         std::int64_t images, float* dw_t) {
   constexpr int NK = S::kAccumulators / NV;
   for (std::int64_t oc0 = 0; oc0 < plan.out_channels; oc0 += NV * S::kLanes)
     for (std::int64_t k0 = 0; k0 < plan.taps; k0 += NK)
-      weight_tile<S, NV, NK>(plan, dy_t, padded, images, oc0, k0, dw);
+      weight_tile<S, NV, NK>(plan, dy_t, padded, images, oc0, k0, dw_t);
 }
 
 template <class S>
@@ -323,7 +321,7 @@ bool eligible(const ConvGeometry& g, std::int64_t out_channels) {
   // Without vectors OpenBLAS's own kernels are faster: the scalar tiles run only when a test
   // asks for them.
   if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
-  return out_channels >= lanes_of(isa) && padded < std::numeric_limits<std::int32_t>::max();
+  return 2 * out_channels >= lanes_of(isa) && padded < std::numeric_limits<std::int32_t>::max();
 }
 
 bool input_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
@@ -354,7 +352,7 @@ bool phase_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
   if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
   const std::int64_t pad = (std::max(g.kernel_h, g.kernel_w) + g.stride - 1) / g.stride + 1;
   const std::int64_t dy = out_channels * (g.out_h + 2 * pad + g.height) * (g.out_w + 2 * pad + g.width);
-  return g.channels >= lanes_of(isa) && dy < std::numeric_limits<std::int32_t>::max() &&
+  return 2 * g.channels >= lanes_of(isa) && dy < std::numeric_limits<std::int32_t>::max() &&
          g.channels * g.height * g.width < std::numeric_limits<std::int32_t>::max();
 }
 

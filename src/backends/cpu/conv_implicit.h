@@ -70,15 +70,16 @@ struct PhaseGradient {
   std::vector<std::vector<float>> weights;  // per phase: [taps, padded C], for the tiles
   std::int64_t dy_channels = 0, dy_padding = 0, dy_height = 0, dy_width = 0, dy_size = 0;
 };
-// Whether it serves this convolution (C ≥ lanes: the tiles' channels are the input's).
+// Whether it serves this convolution (C ≥ lanes / 2: the tiles' channels are the input's).
 bool phase_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels);
 PhaseGradient make_phase_gradient(const ConvGeometry& g, std::int64_t out_channels, const float* w);
 // dx [C, H, W] of one image from dy [OC, OH, OW], with dy_size elements of scratch.
 void phase_gradient_image(const PhaseGradient& pg, const float* dy, float* scratch, float* dx);
 
 // Whether the implicit tiles serve this convolution: a vector instruction set (the scalar
-// tiles only when set_vector_isa asked for them), enough output channels to fill the vectors
-// (OC ≥ lanes) and every padded index within 32 bits. Otherwise im2col + GEMM.
+// tiles only when set_vector_isa asked for them), enough output channels to fill at least
+// half a vector (OC ≥ lanes / 2: 4 on AVX2, whose tiles AVX-512 cpus use below 16) and every
+// padded index within 32 bits. Otherwise im2col + GEMM.
 bool eligible(const ConvGeometry& g, std::int64_t out_channels);
 Plan make_plan(const ConvGeometry& g, std::int64_t out_channels);
 
@@ -106,9 +107,10 @@ void input_gradient_image(const Plan& plan, const float* weights_k, const float*
 // dy_t [P, padded_channels] = dy [OC, P] transposed, zero past OC.
 void transpose_output_gradient(const Plan& plan, const float* dy, float* dy_t);
 
-// dw [OC, K] = Σ over `images` images of dy_t[n] and padded[n] (each padded_size apart).
+// dw_t [K, padded_channels] = (Σ over `images` images of dy_t[n] and padded[n], each
+// padded_size apart)ᵀ: the weight gradient transposed, so that tiles store whole vectors.
 void weight_gradient(const Plan& plan, const float* dy_t, const float* padded,
-                     std::int64_t images, float* dw);
+                     std::int64_t images, float* dw_t);
 
 }  // namespace implicit_conv
 }  // namespace latent::cpu
