@@ -4,8 +4,9 @@
 //   im2col, col2im      kernels/conv.cuh alone, batch 256, in bytes moved: im2col reads the
 //                       image once (cached) and writes C·KH·KW·N·OH·OW columns; col2im reads
 //                       every column entry once and writes the image
-//   conv2d              im2col + one GEMM, batch 128: 2·N·OC·OH·OW·C·KH·KW FLOPs
-//   conv2d forward+backward  the two extra GEMMs (input and weight gradients) counted too
+//   conv2d              batch 128, 2·N·OC·OH·OW·C·KH·KW FLOPs: on a GPU im2col + one cuBLAS
+//                       GEMM; on cpu, float32, the implicit-GEMM tiles (docs/cpu.md)
+//   conv2d forward+backward  the input and weight gradients counted too (3× the FLOPs)
 //   conv_transpose2d    the decoder's mirror of each layer: the same FLOPs
 #include "bench_util.h"
 #include "tests/op_cases.h"

@@ -9,7 +9,8 @@
 // conv_transpose2d is the adjoint of conv2d, so its forward is conv2d's input gradient and
 // its input gradient is conv2d's forward; the three primitives below serve both.
 // A backend may run each primitive whole instead (backend::ConvTable's optional entries):
-// the cpu backend goes one image at a time, keeping each image's columns in cache.
+// the cpu backend goes one image at a time, float32 through implicit-GEMM tiles that read
+// the padded image directly (src/backends/cpu/conv_implicit.h, docs/cpu.md).
 #include "backends/conv.h"
 #include "backends/registry.h"
 #include "core/tensor_impl.h"

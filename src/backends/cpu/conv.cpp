@@ -1,4 +1,6 @@
-// The cpu conv concept (src/backends/conv.h).
+// The cpu conv concept (src/backends/conv.h). Float32 convolutions whose channels fill the
+// vectors run as implicit GEMMs (src/backends/cpu/conv_implicit.h, docs/cpu.md); what
+// follows is the general path, for float64 and the rest.
 //
 // The whole-batch primitives (im2col, col2im) lay out cols [C·KH·KW, N·OH·OW] for one GEMM,
 // as the cuda backend does. The cpu backend also runs the whole convolution itself, one image

@@ -1,5 +1,7 @@
 // The cpu device: plain loops, OpenMP and OpenBLAS. It is the reference every other device
-// is tested against, so clarity wins over cleverness wherever the two differ.
+// is tested against, so clarity wins over cleverness wherever the two differ, except on the
+// few paths a training step spends its time in (float convolutions, SiLU, the VQ argmin),
+// which are fast and say exactly what they promise about their results (docs/cpu.md).
 //
 // One file per concept (src/backends/cpu/<concept>.cpp), each registering its table;
 // register_device() (register.cpp) calls them all once, on the first table lookup.
