@@ -24,7 +24,10 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Under ThreadSanitizer there are no clones: their ifunc resolvers run while the program is
+// being relocated, before the sanitizer's runtime exists, and the instrumented resolver
+// crashes. The baseline loop gives the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define LATENT_CPU_VECTOR_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
