@@ -295,10 +295,6 @@ void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor&
     const T* grad = ptr<T>(dy);
     const T* in = ptr<T>(x);
     T* out = ptr<T>(dw);
-    std::vector<T> partials;
-    auto piece_sum = [&](std::int64_t piece) {
-      return pieces > 1 ? partials.data() + piece * wsize : out;
-    };
     if constexpr (std::is_same_v<T, float>) {
       if (implicit_conv::eligible(g, oc)) {
         // Partials [K, padded OC] per piece, added in piece order and transposed into dw.
@@ -323,9 +319,9 @@ void conv_backward_weight(const ConvGeometry& g, const Tensor& dy, const Tensor&
         return;
       }
     }
-    partials.resize(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
+    std::vector<T> partials(static_cast<std::size_t>(pieces > 1 ? pieces * wsize : 0));
     for_each_piece<T>(pieces, k * p + padded_plane(g).size(), [&](std::int64_t piece, T* cols) {
-      T* sum = piece_sum(piece);
+      T* sum = pieces > 1 ? partials.data() + piece * wsize : out;
       const std::int64_t first = piece * kImagesPerPartial;
       const std::int64_t last = std::min(g.batch, first + kImagesPerPartial);
       for (std::int64_t n = first; n < last; ++n) {

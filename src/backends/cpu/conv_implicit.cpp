@@ -304,32 +304,33 @@ __attribute__((target("arch=x86-64-v3"), flatten)) void input_avx2(
 }
 #endif
 
-}  // namespace
-
-namespace {
 // The tiles' instruction set for OC output channels: AVX2's 8 lanes where 16 would be at
 // least half empty.
 VectorIsa tile_isa(std::int64_t out_channels) {
   const VectorIsa isa = vector_isa();
   return isa == VectorIsa::avx512 && out_channels < 16 ? VectorIsa::avx2 : isa;
 }
+
+// Whether tiles of this instruction set may run over a buffer of `elements`: the scalar tiles
+// only when a test asked for them (without vectors OpenBLAS's own kernels are faster), and
+// every index within 32 bits.
+bool tiles_serve(VectorIsa isa, std::int64_t elements) {
+  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
+  return elements < std::numeric_limits<std::int32_t>::max();
+}
+std::int64_t padded_input_size(const ConvGeometry& g) {
+  return g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
+}
 }  // namespace
 
 bool eligible(const ConvGeometry& g, std::int64_t out_channels) {
-  const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
   const VectorIsa isa = tile_isa(out_channels);
-  // Without vectors OpenBLAS's own kernels are faster: the scalar tiles run only when a test
-  // asks for them.
-  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
-  return 2 * out_channels >= lanes_of(isa) && padded < std::numeric_limits<std::int32_t>::max();
+  return tiles_serve(isa, padded_input_size(g)) && 2 * out_channels >= lanes_of(isa);
 }
 
 bool input_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
-  const std::int64_t padded = g.channels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding);
   const VectorIsa isa = tile_isa(out_channels);
-  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
-  return out_channels > 0 && g.col_rows() >= lanes_of(isa) &&
-         padded < std::numeric_limits<std::int32_t>::max();
+  return tiles_serve(isa, padded_input_size(g)) && out_channels > 0 && g.col_rows() >= lanes_of(isa);
 }
 
 namespace {
@@ -349,11 +350,10 @@ void set_tiles(Plan& plan) {
 
 bool phase_gradient_eligible(const ConvGeometry& g, std::int64_t out_channels) {
   const VectorIsa isa = tile_isa(g.channels);
-  if (isa == VectorIsa::scalar && !isa_forced.load(std::memory_order_relaxed)) return false;
   const std::int64_t pad = (std::max(g.kernel_h, g.kernel_w) + g.stride - 1) / g.stride + 1;
   const std::int64_t dy = out_channels * (g.out_h + 2 * pad + g.height) * (g.out_w + 2 * pad + g.width);
-  return 2 * g.channels >= lanes_of(isa) && dy < std::numeric_limits<std::int32_t>::max() &&
-         g.channels * g.height * g.width < std::numeric_limits<std::int32_t>::max();
+  return tiles_serve(isa, std::max(dy, g.channels * g.height * g.width)) &&
+         2 * g.channels >= lanes_of(isa);
 }
 
 PhaseGradient make_phase_gradient(const ConvGeometry& g, std::int64_t out_channels, const float* w) {

@@ -33,6 +33,25 @@ double exact_score(const T* row, const T* e, double norm, std::int64_t D) {
   return norm - 2.0 * dot;
 }
 
+// The definition over the codes `considered(k)` admits: the first k of the smallest exact
+// score, or −1 when none is finite.
+template <class T, class Considered>
+std::int32_t exact_argmin(const T* row, const T* ep, const std::vector<double>& norms,
+                          std::int64_t K, std::int64_t D, const Considered& considered) {
+  double best = std::numeric_limits<double>::infinity();
+  std::int64_t best_k = -1;
+  for (std::int64_t k = 0; k < K; ++k) {
+    if (!considered(k)) continue;
+    const double s = exact_score(row, ep + k * D, norms[k], D);
+    if (s < best) {
+      best = s;
+      best_k = k;
+    }
+  }
+  return std::isfinite(best) ? static_cast<std::int32_t>(best_k) : -1;
+}
+constexpr auto every_code = [](std::int64_t) { return true; };
+
 // Codes screened per block of the float pass: 128 floats of accumulators, eight AVX-512 or
 // sixteen AVX2 registers, enough independent fma chains to hide the fma latency.
 constexpr std::int64_t kScreenBlock = 128;
@@ -65,8 +84,7 @@ void screen_row(const float* row, std::int64_t D, const float* codes_t, const fl
 // are scored exactly throughout. Typically one or two codes per row are rescored; the float
 // pass is K·D/16 AVX-512 fmas per row instead of K·D dependent double multiply-adds.
 void argmin_screened(const float* zp, const float* ep, std::int64_t N, std::int64_t K,
-                     std::int64_t D, const std::vector<double>& norms, std::int32_t* out,
-                     std::int64_t* best_codes) {
+                     std::int64_t D, const std::vector<double>& norms, std::int32_t* out) {
   const std::int64_t k_padded = (K + kScreenBlock - 1) / kScreenBlock * kScreenBlock;
   std::vector<float> codes_t(static_cast<std::size_t>(D * k_padded), 0.0f);
   std::vector<float> norms_f(static_cast<std::size_t>(k_padded),
@@ -89,34 +107,17 @@ void argmin_screened(const float* zp, const float* ep, std::int64_t N, std::int6
       double row_norm = 0.0;
       for (std::int64_t d = 0; d < D; ++d) row_norm += double(row[d]) * row[d];
       const double scale = max_norm + 2.0 * std::sqrt(row_norm) * max_length;
-      double best = std::numeric_limits<double>::infinity();
-      std::int64_t best_k = -1;
-      if (codebook_finite && scale < 1e36) {
-        screen_row(row, D, codes_t.data(), norms_f.data(), k_padded, scores.data());
-        float lowest = scores[0];
-        for (std::int64_t k = 1; k < K; ++k) lowest = std::min(lowest, scores[k]);
-        const double bound = double(D + 4) * 0x1p-23 * scale + double(D) * 0x1p-126;
-        const double threshold = double(lowest) + 2.0 * bound;
-        for (std::int64_t k = 0; k < K; ++k) {
-          if (double(scores[k]) > threshold) continue;
-          const double s = exact_score(row, ep + k * D, norms[k], D);
-          if (s < best) {
-            best = s;
-            best_k = k;
-          }
-        }
-      } else {
-        for (std::int64_t k = 0; k < K; ++k) {
-          const double s = exact_score(row, ep + k * D, norms[k], D);
-          if (s < best) {
-            best = s;
-            best_k = k;
-          }
-        }
+      if (!(codebook_finite && scale < 1e36)) {
+        out[i] = exact_argmin(row, ep, norms, K, D, every_code);
+        continue;
       }
-      const bool finite = std::isfinite(best);
-      out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
-      best_codes[i] = finite ? best_k : -1;
+      screen_row(row, D, codes_t.data(), norms_f.data(), k_padded, scores.data());
+      float lowest = scores[0];
+      for (std::int64_t k = 1; k < K; ++k) lowest = std::min(lowest, scores[k]);
+      const double bound = double(D + 4) * 0x1p-23 * scale + double(D) * 0x1p-126;
+      const double threshold = double(lowest) + 2.0 * bound;
+      out[i] = exact_argmin(row, ep, norms, K, D,
+                            [&](std::int64_t k) { return double(scores[k]) <= threshold; });
     }
   }
 }
@@ -136,31 +137,16 @@ void vq_argmin(const Tensor& z, const Tensor& codebook, const Tensor& indices,
       for (std::int64_t d = 0; d < D; ++d) acc += double(ep[k * D + d]) * ep[k * D + d];
       norms[k] = acc;
     }
-    std::vector<std::int64_t> best_codes(static_cast<std::size_t>(N));
     if constexpr (std::is_same_v<T, float>) {
-      argmin_screened(zp, ep, N, K, D, norms, out, best_codes.data());
+      argmin_screened(zp, ep, N, K, D, norms, out);
     } else {
 #pragma omp parallel for schedule(static) if (N * K * D > kParallelWork)
-      for (std::int64_t i = 0; i < N; ++i) {
-        const T* row = zp + i * D;
-        double best = std::numeric_limits<double>::infinity();
-        std::int64_t best_k = -1;
-        for (std::int64_t k = 0; k < K; ++k) {
-          const double s = exact_score(row, ep + k * D, norms[k], D);
-          if (s < best) {
-            best = s;
-            best_k = k;
-          }
-        }
-        const bool finite = std::isfinite(best);
-        out[i] = finite ? static_cast<std::int32_t>(best_k) : -1;
-        best_codes[i] = finite ? best_k : -1;
-      }
+      for (std::int64_t i = 0; i < N; ++i) out[i] = exact_argmin(zp + i * D, ep, norms, K, D, every_code);
     }
     if (!dist) return;
 #pragma omp parallel for schedule(static) if (N * D > kParallelWork)
     for (std::int64_t i = 0; i < N; ++i) {
-      const std::int64_t best_k = best_codes[i];
+      const std::int64_t best_k = out[i];
       if (best_k < 0) {
         dist[i] = std::numeric_limits<T>::quiet_NaN();
         continue;
