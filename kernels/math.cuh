@@ -31,6 +31,8 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_tanh(float x) { return ::tanhf(
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_tanh(double x) { return ::tanh(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_pow(float x, float p) { return ::powf(x, p); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_pow(double x, double p) { return ::pow(x, p); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_erfc(float x) { return ::erfcf(x); }
+LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_erfc(double x) { return ::erfc(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_expm1(float x) { return ::expm1f(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE double math_expm1(double x) { return ::expm1(x); }
 LATENT_HOST_DEVICE LATENT_FORCEINLINE float math_rint(float x) { return ::rintf(x); }  // half to even

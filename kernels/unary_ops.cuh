@@ -12,6 +12,7 @@
 //   relu          max(x, 0)               [x > 0]
 //   leaky_relu    x > 0 ? x : αx          x > 0 ? 1 : α
 //   silu          x·σ(x)                  σ(x)·(1 + x·(1 − σ(x)))
+//   gelu          x·Φ(x), Φ(x) = ½erfc(−x/√2)   Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
 //   sigmoid       σ(x) = 1/(1 + e⁻ˣ)      y·(1 − y)
 //   tanh          tanh x                  1 − y²
 //   pow           x^α                     α·x^(α−1)  (0 when α = 0, also at x = 0)
@@ -27,7 +28,7 @@
 namespace latent::kernels {
 
 enum class UnaryOp {
-  neg, exp, log, sqrt, abs, square, relu, leaky_relu, silu, sigmoid, tanh,
+  neg, exp, log, sqrt, abs, square, relu, leaky_relu, silu, gelu, sigmoid, tanh,
   pow, add_scalar, mul_scalar, rsub_scalar, clamp,
 };
 
@@ -44,6 +45,7 @@ inline const char* unary_op_name(UnaryOp op) {
     case UnaryOp::relu: return "relu";
     case UnaryOp::leaky_relu: return "leaky_relu";
     case UnaryOp::silu: return "silu";
+    case UnaryOp::gelu: return "gelu";
     case UnaryOp::sigmoid: return "sigmoid";
     case UnaryOp::tanh: return "tanh";
     case UnaryOp::pow: return "pow";
@@ -77,6 +79,10 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE T unary_value(UnaryOp op, T x, T alpha, T 
     case UnaryOp::relu: return x > T(0) ? x : T(0);
     case UnaryOp::leaky_relu: return x > T(0) ? x : alpha * x;
     case UnaryOp::silu: return x / (T(1) + math_exp(-x));
+    // The exact GELU (the transformer's MLP activation; PyTorch's default, not its tanh
+    // approximation). erfc, not 1 + erf: for x ≪ 0 the sum would cancel to 0 long before
+    // x·Φ(x) underflows.
+    case UnaryOp::gelu: return x * (T(0.5) * math_erfc(x * T(-0.70710678118654752440)));
     case UnaryOp::sigmoid: return T(1) / (T(1) + math_exp(-x));
     case UnaryOp::tanh: return math_tanh(x);
     case UnaryOp::pow: return math_pow(x, alpha);
@@ -105,6 +111,11 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE T unary_slope(UnaryOp op, T x, T y, T alph
     case UnaryOp::silu: {
       const T s = T(1) / (T(1) + math_exp(-x));
       return s * (T(1) + x * (T(1) - s));
+    }
+    case UnaryOp::gelu: {
+      const T cdf = T(0.5) * math_erfc(x * T(-0.70710678118654752440));
+      const T pdf = T(0.39894228040143267794) * math_exp(T(-0.5) * x * x);  // 1/√(2π)
+      return cdf + x * pdf;
     }
     case UnaryOp::sigmoid: return y * (T(1) - y);
     case UnaryOp::tanh: return T(1) - y * y;

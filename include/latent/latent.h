@@ -1,6 +1,7 @@
 // The umbrella header: everything a user of latent needs.
 #pragma once
 
+#include "latent/attention.h"
 #include "latent/autograd.h"
 #include "latent/data.h"
 #include "latent/dtype.h"

@@ -33,6 +33,7 @@ Tensor square(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor silu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // x·Φ(x), the exact (erf) form
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double low, double high);  // gradient 0 outside [low, high]

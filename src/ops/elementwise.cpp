@@ -112,6 +112,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
   return unary(UnaryOp::leaky_relu, x, {negative_slope});
 }
 Tensor silu(const Tensor& x) { return unary(UnaryOp::silu, x); }
+Tensor gelu(const Tensor& x) { return unary(UnaryOp::gelu, x); }
 Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::sigmoid, x); }
 Tensor tanh(const Tensor& x) { return unary(UnaryOp::tanh, x); }
 Tensor clamp(const Tensor& x, double low, double high) {

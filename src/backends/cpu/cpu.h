@@ -26,11 +26,17 @@ void register_gemm();
 void register_vae();
 void register_vq();
 void register_fsq();
+void register_attention();
 
 // Row-major GEMM through OpenBLAS; the SIMT build of the cuda device calls it too, since its
 // "device memory" is host memory.
 void gemm(DType dtype, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n,
           std::int64_t k, double alpha, const void* a, std::int64_t lda, const void* b,
           std::int64_t ldb, double beta, void* c, std::int64_t ldc);
+void gemm_strided_batched(DType dtype, bool transpose_a, bool transpose_b, std::int64_t m,
+                          std::int64_t n, std::int64_t k, double alpha, const void* a,
+                          std::int64_t lda, std::int64_t stride_a, const void* b,
+                          std::int64_t ldb, std::int64_t stride_b, double beta, void* c,
+                          std::int64_t ldc, std::int64_t stride_c, std::int64_t batch);
 
 }  // namespace latent::cpu

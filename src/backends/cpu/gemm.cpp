@@ -28,8 +28,23 @@ void gemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
   }
 }
 
+void gemm_strided_batched(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n,
+                          std::int64_t k, double alpha, const void* a, std::int64_t lda,
+                          std::int64_t stride_a, const void* b, std::int64_t ldb,
+                          std::int64_t stride_b, double beta, void* c, std::int64_t ldc,
+                          std::int64_t stride_c, std::int64_t batch) {
+  const std::size_t size = dtype_size(dtype);
+  const auto* a_bytes = static_cast<const unsigned char*>(a);
+  const auto* b_bytes = static_cast<const unsigned char*>(b);
+  auto* c_bytes = static_cast<unsigned char*>(c);
+  for (std::int64_t i = 0; i < batch; ++i) {
+    gemm(dtype, ta, tb, m, n, k, alpha, a_bytes + i * stride_a * size, lda,
+         b_bytes + i * stride_b * size, ldb, beta, c_bytes + i * stride_c * size, ldc);
+  }
+}
+
 void register_gemm() {
-  backend::Registry<backend::GemmTable>::add(DeviceType::cpu, {&gemm});
+  backend::Registry<backend::GemmTable>::add(DeviceType::cpu, {&gemm, &gemm_strided_batched});
 }
 
 }  // namespace latent::cpu

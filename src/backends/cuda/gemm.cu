@@ -68,10 +68,53 @@ void gemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
 #endif
 }
 
+void gemm_strided_batched(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n,
+                          std::int64_t k, double alpha, const void* a, std::int64_t lda,
+                          std::int64_t stride_a, const void* b, std::int64_t ldb,
+                          std::int64_t stride_b, double beta, void* c, std::int64_t ldc,
+                          std::int64_t stride_c, std::int64_t batch) {
+  const auto fits_int = [](std::int64_t v) { return v >= 0 && v <= 2147483647LL; };
+  LATENT_CHECK(fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) &&
+                   fits_int(ldc) && fits_int(batch),
+               "cuda gemm_strided_batched: m = ", m, ", n = ", n, ", k = ", k, ", batch = ",
+               batch, ": cuBLAS takes 32-bit int sizes (at most 2^31 - 1)");
+#if defined(__CUDACC__)
+  cublasHandle_t handle = cublas();
+  LATENT_CHECK(cublasSetStream(handle, stream()) == CUBLAS_STATUS_SUCCESS,
+               "cublasSetStream failed");
+  const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t status;
+  // Row-major to column-major as in gemm: the operands (and their strides) swap.
+  if (dtype == DType::f32) {
+    const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+    status = cublasSgemmStridedBatched(
+        handle, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &fa,
+        static_cast<const float*>(b), static_cast<int>(ldb), stride_b,
+        static_cast<const float*>(a), static_cast<int>(lda), stride_a, &fb,
+        static_cast<float*>(c), static_cast<int>(ldc), stride_c, static_cast<int>(batch));
+  } else if (dtype == DType::f64) {
+    status = cublasDgemmStridedBatched(
+        handle, op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+        &alpha, static_cast<const double*>(b), static_cast<int>(ldb), stride_b,
+        static_cast<const double*>(a), static_cast<int>(lda), stride_a, &beta,
+        static_cast<double*>(c), static_cast<int>(ldc), stride_c, static_cast<int>(batch));
+  } else {
+    LATENT_FAIL("cuda gemm_strided_batched: expected float32 or float64, got ",
+                dtype_name(dtype));
+  }
+  LATENT_CHECK(status == CUBLAS_STATUS_SUCCESS, "cublas strided batched gemm (", batch, " of ",
+               m, "x", n, "x", k, ") failed with status ", static_cast<int>(status));
+#else
+  cpu::gemm_strided_batched(dtype, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                            beta, c, ldc, stride_c, batch);
+#endif
+}
+
 }  // namespace
 
 void register_gemm() {
-  backend::Registry<backend::GemmTable>::add(DeviceType::cuda, {&gemm});
+  backend::Registry<backend::GemmTable>::add(DeviceType::cuda, {&gemm, &gemm_strided_batched});
 }
 
 }  // namespace latent::cuda
