@@ -264,4 +264,24 @@ inline Cost fsq_decode(std::int64_t rows, std::int64_t d, DType dtype) {
   return {4.0 * rows + words(double(rows) * d, dtype), 2.0 * rows * d};
 }
 
+// ------------------------------------------------------------------ cross_entropy
+// bench/cross_entropy_bench's rows: 128 images × 49 tokens of a 7×7 latent grid.
+constexpr std::int64_t kCrossEntropyBenchRows = 6272;
+inline const std::vector<std::int64_t>& cross_entropy_bench_classes() {
+  static const std::vector<std::int64_t> classes = {256, 512, 1000, 4096};
+  return classes;
+}
+// Fused forward (kernels/cross_entropy.cuh): read the logits and one int32 target a row,
+// write the loss and lse a row; about 6 FLOPs an element (the exp counted as one).
+inline Cost cross_entropy_forward(std::int64_t rows, std::int64_t K, DType dtype) {
+  const double n = double(rows) * K;
+  return {words(n + 2.0 * rows, dtype) + 4.0 * rows, 6.0 * n};
+}
+// Fused backward: read the logits, the target, lse and dL/dloss a row, write dL/dlogits;
+// about 4 FLOPs an element.
+inline Cost cross_entropy_backward(std::int64_t rows, std::int64_t K, DType dtype) {
+  const double n = double(rows) * K;
+  return {words(2.0 * n + 2.0 * rows, dtype) + 4.0 * rows, 4.0 * n};
+}
+
 }  // namespace latent::cases
