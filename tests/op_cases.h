@@ -272,16 +272,32 @@ inline const std::vector<std::int64_t>& cross_entropy_bench_classes() {
   return classes;
 }
 // Fused forward (kernels/cross_entropy.cuh): read the logits and one int32 target a row,
-// write the loss and lse a row; about 6 FLOPs an element (the exp counted as one).
+// write the loss and lse = (max, log-sum) a row; about 6 FLOPs an element (the exp counted
+// as one).
 inline Cost cross_entropy_forward(std::int64_t rows, std::int64_t K, DType dtype) {
   const double n = double(rows) * K;
-  return {words(n + 2.0 * rows, dtype) + 4.0 * rows, 6.0 * n};
+  return {words(n + 3.0 * rows, dtype) + 4.0 * rows, 6.0 * n};
 }
-// Fused backward: read the logits, the target, lse and dL/dloss a row, write dL/dlogits;
-// about 4 FLOPs an element.
+// Fused backward: read the logits, and the target, lse (two words) and dL/dloss a row,
+// write dL/dlogits; about 4 FLOPs an element.
 inline Cost cross_entropy_backward(std::int64_t rows, std::int64_t K, DType dtype) {
   const double n = double(rows) * K;
-  return {words(2.0 * n + 2.0 * rows, dtype) + 4.0 * rows, 4.0 * n};
+  return {words(2.0 * n + 3.0 * rows, dtype) + 4.0 * rows, 4.0 * n};
+}
+
+// ------------------------------------------------------------------ embedding
+// bench/embedding_bench's shape: 6272 tokens, a table of 1024 rows of 128 channels.
+struct EmbeddingShape {
+  std::int64_t rows, V, C;
+};
+inline EmbeddingShape embedding_bench_shape() { return {6272, 1024, 128}; }
+// Forward (the vq gather): read an int32 id and a table row a row, write the row.
+inline Cost embedding_forward(std::int64_t rows, std::int64_t C, DType dtype) {
+  return {4.0 * rows + words(2.0 * rows * C, dtype), 0.0};
+}
+// Backward (the per-id sums): read dL/dout and the ids, write dL/dtable; one add an element.
+inline Cost embedding_backward(std::int64_t rows, std::int64_t V, std::int64_t C, DType dtype) {
+  return {4.0 * rows + words(double(rows) * C + double(V) * C, dtype), double(rows) * C};
 }
 
 }  // namespace latent::cases

@@ -32,6 +32,7 @@ void register_vae();
 void register_vq();
 void register_fsq();
 void register_cross_entropy();
+void register_embedding();
 void register_attention();
 
 // The calling thread's current cuda stream (latent::current_stream).

@@ -16,6 +16,7 @@ void register_device() {
   register_vq();
   register_fsq();
   register_cross_entropy();
+  register_embedding();
   register_attention();
 }
 
