@@ -264,6 +264,30 @@ inline Cost fsq_decode(std::int64_t rows, std::int64_t d, DType dtype) {
   return {4.0 * rows + words(double(rows) * d, dtype), 2.0 * rows * d};
 }
 
+// ------------------------------------------------------------------ layer_norm
+// bench/layer_norm_bench's (rows, C): 128 images × 49 tokens at three widths, and a large case.
+struct LayerNormShape {
+  std::int64_t rows, cols;
+  std::string str() const { return std::to_string(rows) + "x" + std::to_string(cols); }
+};
+inline const std::vector<LayerNormShape>& layer_norm_bench_shapes() {
+  static const std::vector<LayerNormShape> shapes = {
+      {6272, 128}, {6272, 256}, {6272, 512}, {65536, 1024}};
+  return shapes;
+}
+// Forward (kernels/layer_norm.cuh): read x, write y, write mean and rstd a row, read γ and
+// β once; about 12 FLOPs an element.
+inline Cost layer_norm_forward(std::int64_t rows, std::int64_t cols, DType dtype) {
+  const double n = double(rows) * cols;
+  return {words(2.0 * n + 2.0 * rows + 2.0 * cols, dtype), 12.0 * n};
+}
+// Backward, the compulsory traffic: read x, dL/dy, mean, rstd and γ, write dL/dx, dL/dγ,
+// dL/dβ; about 15 FLOPs an element (dx ≈ 10, the parameter sums ≈ 5).
+inline Cost layer_norm_backward(std::int64_t rows, std::int64_t cols, DType dtype) {
+  const double n = double(rows) * cols;
+  return {words(3.0 * n + 2.0 * rows + 3.0 * cols, dtype), 15.0 * n};
+}
+
 // ------------------------------------------------------------------ cross_entropy
 // bench/cross_entropy_bench's rows: 128 images × 49 tokens of a 7×7 latent grid.
 constexpr std::int64_t kCrossEntropyBenchRows = 6272;

@@ -26,6 +26,7 @@ void register_gemm();
 void register_vae();
 void register_vq();
 void register_fsq();
+void register_layer_norm();
 void register_cross_entropy();
 void register_embedding();
 void register_attention();

@@ -15,6 +15,7 @@ void register_device() {
   register_vae();
   register_vq();
   register_fsq();
+  register_layer_norm();
   register_cross_entropy();
   register_embedding();
   register_attention();
