@@ -65,6 +65,13 @@ class TrainableModel : public nn::Module {
   // The loss of one batch of images in [0, 1], at optimizer step `step` (from 0). Nothing is
   // read back to the host.
   virtual StepOutput training_step(const Tensor& images, std::int64_t step) = 0;
+  // The same for a whole batch, labels included (what the trainer calls); models that learn
+  // from the images alone keep this default.
+  virtual StepOutput training_step_on(const Batch& batch, std::int64_t step) {
+    return training_step(batch.images, step);
+  }
+  // What the optimizer updates: every parameter, unless part of the model is frozen.
+  virtual std::vector<Tensor> trainable_parameters() { return parameters(); }
   // Called after the optimizer step (EMA codebook updates, dead-code revival, …); nothing is
   // read back to the host.
   virtual void after_step(const Tensor& images, std::int64_t step) {}

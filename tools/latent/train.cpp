@@ -22,7 +22,8 @@ void add_train(CLI::App& app) {
       "  latent train --resume runs/ae/checkpoint-200.safetensors --out runs/ae");
   cmd->add_option("--model", config->model,
                   "Model to train: ae (autoencoder), vae (VAE / beta-VAE), vqvae (VQ-VAE), fsq "
-                  "(finite scalar quantization)")
+                  "(finite scalar quantization), prior (a transformer over a vqvae or fsq tokenizer's "
+                  "token grids: needs --tokenizer)")
       ->capture_default_str();
   cmd->add_option("--device", config->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   cmd->add_option("--epochs", config->epochs, "Passes over the training set")->capture_default_str();
@@ -30,6 +31,12 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", config->batch_size, "Images per step")->capture_default_str();
   cmd->add_option("--lr", config->lr, "AdamW learning rate")->capture_default_str();
+  cmd->add_option("--lr-schedule", config->lr_schedule,
+                  "constant, or cosine (decays from --lr to 0 over the run)")
+      ->capture_default_str();
+  cmd->add_option("--warmup-steps", config->warmup_steps,
+                  "Steps of linear learning-rate warm-up (0: none)")
+      ->capture_default_str();
   cmd->add_option("--weight-decay", config->weight_decay, "AdamW decoupled weight decay")
       ->capture_default_str();
   cmd->add_option("--grad-clip", config->grad_clip, "Max global gradient norm (0: off)")
@@ -93,6 +100,21 @@ void add_train(CLI::App& app) {
                     "of 2 needs --symmetric (otherwise the channel collapses to one code)");
   cmd->add_flag("--symmetric", config->fsq_symmetric,
                 "fsq: symmetric level sets (every L spread evenly over [-1, 1])");
+  // The transformer prior
+  cmd->add_option("--tokenizer", config->tokenizer,
+                  "prior: the vqvae or fsq checkpoint whose token grids it models (frozen; "
+                  "the prior's checkpoints carry it)");
+  cmd->add_option("--width", config->prior_width, "prior: channels of the residual stream")
+      ->capture_default_str();
+  cmd->add_option("--layers", config->prior_layers, "prior: transformer blocks")
+      ->capture_default_str();
+  cmd->add_option("--heads", config->prior_heads,
+                  "prior: attention heads (width / heads <= 64 channels each)")
+      ->capture_default_str();
+  cmd->add_option("--class-dropout", config->class_dropout,
+                  "prior: probability of training a row without its class, so that the model "
+                  "also samples unconditionally")
+      ->capture_default_str();
   auto silent = std::make_shared<bool>(false);
   cmd->add_flag("--quiet", *quiet, "No progress output (the results still print)");
   cmd->add_flag("--silent", *silent, "Print nothing (the files are written as usual)");

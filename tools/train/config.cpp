@@ -1,10 +1,12 @@
 // The training Config: its JSON form (stored in every checkpoint), its validation, and the
 // models it names, each built from its own option struct.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "latent/fsq.h"
+#include "latent/prior.h"
 #include "latent/vae.h"
 #include "latent/vq.h"
 #include "tools/train/train.h"
@@ -50,6 +52,14 @@ std::string config_to_json(const Config& c) {
       {"cosine", c.cosine},
       {"levels", c.levels},
       {"fsq_symmetric", c.fsq_symmetric},
+      {"lr_schedule", c.lr_schedule},
+      {"warmup_steps", c.warmup_steps},
+      {"tokenizer", c.tokenizer},
+      {"tokenizer_config", c.tokenizer_config},
+      {"prior_width", c.prior_width},
+      {"prior_layers", c.prior_layers},
+      {"prior_heads", c.prior_heads},
+      {"class_dropout", c.class_dropout},
   };
   return j.dump();
 }
@@ -132,6 +142,19 @@ Config config_from_json(const std::string& text) {
     read("cosine", c.cosine);
     read("levels", c.levels);
     read("fsq_symmetric", c.fsq_symmetric);
+    // Added after the first checkpoints were written: absent in those, which keep the
+    // defaults (a constant learning rate, no prior).
+    const auto read_optional = [&](const char* key, auto& out) {
+      if (j.contains(key)) read(key, out);
+    };
+    read_optional("lr_schedule", c.lr_schedule);
+    read_optional("warmup_steps", c.warmup_steps);
+    read_optional("tokenizer", c.tokenizer);
+    read_optional("tokenizer_config", c.tokenizer_config);
+    read_optional("prior_width", c.prior_width);
+    read_optional("prior_layers", c.prior_layers);
+    read_optional("prior_heads", c.prior_heads);
+    read_optional("class_dropout", c.class_dropout);
   } catch (const json::exception& e) {
     LATENT_FAIL("train config: a field has the wrong type: ", e.what());
   }
@@ -149,6 +172,25 @@ void validate_config(const Config& c) {
   LATENT_CHECK(c.lr > 0 && std::isfinite(c.lr), "train: learning rate must be positive, got ",
                c.lr);
   LATENT_CHECK(c.grad_clip >= 0, "train: grad_clip must not be negative, got ", c.grad_clip);
+  LATENT_CHECK(c.lr_schedule == "constant" || c.lr_schedule == "cosine",
+               "train: unknown --lr-schedule '", c.lr_schedule, "' (constant or cosine)");
+  LATENT_CHECK(c.warmup_steps >= 0, "train: warmup_steps must not be negative, got ",
+               c.warmup_steps);
+  if (c.model == "prior") {
+    LATENT_CHECK(!c.tokenizer.empty() || !c.tokenizer_config.empty(),
+                 "train: --model prior needs --tokenizer <a vqvae or fsq checkpoint>");
+    LATENT_CHECK(c.class_dropout >= 0 && c.class_dropout <= 1,
+                 "train: class_dropout must lie in [0, 1], got ", c.class_dropout);
+  }
+}
+
+double scheduled_lr(const Config& c, std::int64_t step, std::int64_t total_steps) {
+  if (c.warmup_steps > 0 && step < c.warmup_steps)
+    return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
+  if (c.lr_schedule != "cosine") return c.lr;
+  const double span = static_cast<double>(std::max<std::int64_t>(total_steps - c.warmup_steps, 1));
+  const double progress = std::min(1.0, static_cast<double>(step - c.warmup_steps) / span);
+  return c.lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress));
 }
 
 models::VaeConfig vae_config(const Config& c) {
@@ -194,7 +236,23 @@ std::shared_ptr<models::TrainableModel> make_model(const Config& c, Generator& g
     return std::make_shared<models::FsqAutoencoder>(c.net, c.levels, gen, c.loss, options);
   }
   if (c.model == "vqvae") return std::make_shared<models::VqVae>(vqvae_config(c), gen);
-  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, vae, vqvae)");
+  if (c.model == "prior") {
+    LATENT_CHECK(!c.tokenizer_config.empty(), "train: the prior's tokenizer config is not "
+                 "recorded (run() reads it from --tokenizer)");
+    const Config t = config_from_json(c.tokenizer_config);
+    LATENT_CHECK(t.model == "vqvae" || t.model == "fsq", "train: the prior's tokenizer must be a "
+                 "vqvae or fsq checkpoint, ", c.tokenizer, " holds a '", t.model, "' model");
+    Generator tokenizer_gen(t.seed);
+    std::shared_ptr<models::TrainableModel> tokenizer = make_model(t, tokenizer_gen);
+    models::PriorConfig p;
+    p.vocabulary = t.model == "vqvae" ? t.codebook_size : fsq_codebook_size(t.levels);
+    p.width = c.prior_width;
+    p.layers = c.prior_layers;
+    p.heads = c.prior_heads;
+    return std::make_shared<models::TokenPrior>(tokenizer, p, gen, c.class_dropout,
+                                                c.seed ^ 0x5851f42d4c957f2dull);
+  }
+  LATENT_FAIL("train: unknown model '", c.model, "' (available: ae, fsq, prior, vae, vqvae)");
 }
 
 }  // namespace latent::train

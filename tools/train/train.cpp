@@ -25,6 +25,7 @@
 #include "latent/stream.h"
 #include "latent/ops.h"
 #include "latent/optim.h"
+#include "latent/prior.h"
 #include "tools/train/checkpoint.h"
 #include "tools/train/pictures.h"
 #include "tools/train/progress.h"
@@ -55,7 +56,7 @@ RunState build(const Config& config, Device device, const Dataset& train_set) {
   Generator init(config.seed);
   run.model = make_model(config, init);
   run.model->to(device);
-  run.optimizer = std::make_unique<optim::AdamW>(run.model->parameters(), config.lr,
+  run.optimizer = std::make_unique<optim::AdamW>(run.model->trainable_parameters(), config.lr,
                                                  optim::Betas{}, 1e-8, config.weight_decay);
   BatchLoaderOptions options;
   options.batch_size = config.batch_size;
@@ -174,15 +175,23 @@ Device resolve_device(const std::string& name) {
 models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
                                               optim::Optimizer& optimizer, const Tensor& images,
                                               std::int64_t step, double grad_clip) {
-  models::TrainableModel::StepOutput out = model.training_step(images, step);
+  Batch batch;
+  batch.images = images;
+  return train_step(model, optimizer, batch, step, grad_clip);
+}
+
+models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
+                                              optim::Optimizer& optimizer, const Batch& batch,
+                                              std::int64_t step, double grad_clip) {
+  models::TrainableModel::StepOutput out = model.training_step_on(batch, step);
   optimizer.zero_grad();
   out.loss.backward();
-  if (grad_clip > 0) nn::clip_grad_norm(model.parameters(), grad_clip);
+  if (grad_clip > 0) nn::clip_grad_norm(model.trainable_parameters(), grad_clip);
   optimizer.step();
-  model.after_step(images, step);
+  model.after_step(batch.images, step);
   // The step's one check point: the device-side checks of its ops (NaN inputs, indices out
   // of range) are read here, once, instead of after each op.
-  check_errors(images.device());
+  check_errors(batch.images.device());
   return out;
 }
 
@@ -284,6 +293,11 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
     if (!requested.device.empty() && requested.device != "auto") saved.device = requested.device;
     config = saved;
   }
+  if (config.model == "prior" && config.tokenizer_config.empty()) {
+    LATENT_CHECK(!config.tokenizer.empty(), "train: --model prior needs --tokenizer <a vqvae or "
+                 "fsq checkpoint>");
+    config.tokenizer_config = config_to_json(read_checkpoint(config.tokenizer).config);
+  }
   validate_config(config);
   if (config.out_dir.empty()) config.out_dir = "runs/" + config.model;
   prepare_out_dir(config, !resume.empty());
@@ -298,6 +312,10 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
     run.optimizer->load_state_dict(checkpoint.optimizer);
     run.loader->restore(checkpoint.loader);
     run.step = checkpoint.step;
+  } else if (auto* prior = dynamic_cast<models::TokenPrior*>(run.model.get())) {
+    // A fresh prior starts from the trained tokenizer (then frozen; the checkpoints carry it).
+    const Checkpoint tokenizer = read_checkpoint(config.tokenizer);
+    prior->tokenizer().load_state_dict(tokenizer.model);
   }
   const std::int64_t total_steps =
       config.steps > 0 ? config.steps : config.epochs * run.loader->batches_per_epoch();
@@ -330,8 +348,9 @@ Result run(const Config& requested, const std::string& resume, std::ostream* log
   const std::int64_t first_step = run.step;
   while (run.step < total_steps) {
     const Batch batch = run.loader->next();
+    run.optimizer->set_lr(scheduled_lr(config, run.step, total_steps));
     models::TrainableModel::StepOutput out =
-        train_step(*run.model, *run.optimizer, batch.images, run.step, config.grad_clip);
+        train_step(*run.model, *run.optimizer, batch, run.step, config.grad_clip);
     ++run.step;
     window.record(run.step, out.loss, std::move(out.metrics));
     images_seen += batch.images.size(0);

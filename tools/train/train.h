@@ -76,7 +76,20 @@ struct Config {
   // ---- FSQ (--model fsq)
   std::vector<std::int64_t> levels = {8, 5, 5, 5};
   bool fsq_symmetric = false;        // every level set symmetric around 0 (FsqOptions)
+  // ---- learning-rate schedule (every model)
+  std::string lr_schedule = "constant";  // constant, or cosine (from lr down to 0 at the end)
+  std::int64_t warmup_steps = 0;     // linear warm-up from lr/warmup to lr (0: none)
+  // ---- the transformer prior over a tokenizer's grids (--model prior)
+  std::string tokenizer;             // the vqvae or fsq checkpoint whose tokens it models
+  std::string tokenizer_config;      // that checkpoint's Config (JSON), recorded at the start
+  std::int64_t prior_width = 128;
+  std::int64_t prior_layers = 4;
+  std::int64_t prior_heads = 4;
+  double class_dropout = 0.1;        // probability of training a row without its label
 };
+
+// The learning rate of step `step` (from 0) of `total_steps` under config's schedule.
+double scheduled_lr(const Config& config, std::int64_t step, std::int64_t total_steps);
 
 std::string config_to_json(const Config& config);
 Config config_from_json(const std::string& json);
@@ -117,6 +130,10 @@ struct Result {
 // ops raised device-side checks); the returned metrics are read later, on logging steps.
 models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
                                               optim::Optimizer& optimizer, const Tensor& images,
+                                              std::int64_t step, double grad_clip = 0.0);
+// The same on a whole batch (labels included: the prior learns from them).
+models::TrainableModel::StepOutput train_step(models::TrainableModel& model,
+                                              optim::Optimizer& optimizer, const Batch& batch,
                                               std::int64_t step, double grad_clip = 0.0);
 
 // Trains from scratch, or from `resume` (a checkpoint path) when it is non-empty; in that
