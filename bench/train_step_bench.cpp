@@ -20,6 +20,13 @@ latent::train::Config model_config(const std::string& model) {
     c.ema = true;
     c.dead_code_threshold = 1.0;
   }
+  if (model == "prior") {
+    // The transformer prior at its defaults over a (randomly initialized) default VQ-VAE
+    // tokenizer, K = 512: the step tokenizes its batch as `latent train` does.
+    latent::train::Config tokenizer;
+    tokenizer.model = "vqvae";
+    c.tokenizer_config = latent::train::config_to_json(tokenizer);
+  }
   return c;
 }
 
@@ -30,8 +37,12 @@ void run_model(benchmark::State& state, const std::string& name) {
   latent::Generator gen(11);
   const auto model = latent::train::make_model(config, gen);
   model->to(device);
-  latent::optim::AdamW optimizer(model->parameters(), config.lr);
-  const latent::Tensor images = latent::rand({batch, 1, 28, 28}, gen).to(device);
+  latent::optim::AdamW optimizer(model->trainable_parameters(), config.lr);
+  latent::Batch images;
+  images.images = latent::rand({batch, 1, 28, 28}, gen).to(device);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(batch));
+  for (auto& label : labels) label = static_cast<std::int32_t>(gen.next_int(10));
+  images.labels = latent::from_vector(labels, {batch}, device);
   std::int64_t step = 0;
   auto one_step = [&] { latent::train::train_step(*model, optimizer, images, step++); };
   latent::bench::time_on_device(state, 0.0, one_step);
@@ -51,6 +62,7 @@ void BM_train_step_vae(benchmark::State& s) { run_model(s, "vae"); }
 void BM_train_step_vqvae(benchmark::State& s) { run_model(s, "vqvae"); }
 void BM_train_step_vqvae_ema(benchmark::State& s) { run_model(s, "vqvae_ema"); }
 void BM_train_step_fsq(benchmark::State& s) { run_model(s, "fsq"); }
+void BM_train_step_prior(benchmark::State& s) { run_model(s, "prior"); }
 
 void batches(benchmark::internal::Benchmark* b) {
   b->Arg(32)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseManualTime();
@@ -63,4 +75,5 @@ BENCHMARK(BM_train_step_vae)->Apply(batches);
 BENCHMARK(BM_train_step_vqvae)->Apply(batches);
 BENCHMARK(BM_train_step_vqvae_ema)->Apply(batches);
 BENCHMARK(BM_train_step_fsq)->Apply(batches);
+BENCHMARK(BM_train_step_prior)->Apply(batches);
 BENCHMARK_MAIN();
