@@ -554,6 +554,17 @@ def op_specs():
                               ("sum", floats((4, 3)), None)],
                       ["-o", "codebook.npy", "--count-out", "count2.npy", "--sum-out", "sum2.npy",
                        "--dead-code-threshold", "0.75"]),
+        "attention": OpSpec("attention", [("qkv", floats((1, 3, 12)), None)],
+                            ["--heads", "2", "-o", "out.npy"]),
+        "layer-norm": OpSpec("layer-norm", [("x", floats((2, 4)), None),
+                                            ("w", floats((4,)), "--weight"),
+                                            ("b", floats((4,)), "--bias")], ["-o", "y.npy"]),
+        "cross-entropy": OpSpec("cross-entropy", [("logits", floats((2, 4)), None),
+                                                  ("targets", ints((2,), [0, 3]), None)],
+                                ["-o", "nll.npy"]),
+        "embedding": OpSpec("embedding", [("table", floats((4, 3)), None),
+                                          ("ids", ints((2,), [0, 3]), None)], ["-o", "rows.npy"]),
+        "gelu": OpSpec("gelu", [("x", floats((2, 3)), None)], ["-o", "y.npy"]),
         "ema-indices": OpSpec("ema", [("z", floats((6, 3)), None),
                                       ("codebook", floats((4, 3), 2.0), None),
                                       ("count", Array("<f4", (4,), [1.0, 2.0, 0.5, 3.0]), None),
@@ -683,6 +694,7 @@ def npy_semantic_cases(specs):
     nan, inf = float("nan"), float("inf")
     fsq, dec, reparam, kl = specs["fsq"], specs["fsq-decode"], specs["reparam"], specs["kl"]
     mm, conv, vq, ema, emai = (specs[k] for k in ("matmul", "conv2d", "vq", "ema", "ema-indices"))
+    att, ce, emb, ln = (specs[k] for k in ("attention", "cross-entropy", "embedding", "layer-norm"))
 
     def put(array, index, value):
         values = list(array.values)
@@ -783,6 +795,24 @@ def npy_semantic_cases(specs):
         (emai, "ema.indices-shape", ERROR, {"indices": ints((5,), [0, 1, 2, 3, 0]).npy()}, []),
         (emai, "ema.indices-float32", ERROR,
          {"indices": Array("<f4", (6,), [0.0] * 6).npy()}, []),
+        # the prior's kernels: sizes the fused attention cannot hold, targets and ids outside
+        # their range, NaN logits (a NaN loss, not an error)
+        (att, "attention.65-tokens", ERROR, {"qkv": floats((1, 65, 6)).npy()}, []),
+        (att, "attention.width-not-3-heads", ERROR, {"qkv": floats((1, 3, 10)).npy()}, []),
+        (att, "attention.2-d", ERROR, {"qkv": floats((3, 12)).npy()}, []),
+        (att, "attention.int32", ERROR, {"qkv": ints((1, 3, 12), range(36)).npy()}, []),
+        (att, "attention.empty-batch", ANY, {"qkv": floats((0, 3, 12)).npy()}, []),
+        (ce, "cross-entropy.target-4", ERROR, {"targets": ints((2,), [0, 4]).npy()}, []),
+        (ce, "cross-entropy.target-minus-1", ERROR, {"targets": ints((2,), [-1, 0]).npy()}, []),
+        (ce, "cross-entropy.targets-float", ERROR,
+         {"targets": Array("<f4", (2,), [0.0, 1.0]).npy()}, []),
+        (ce, "cross-entropy.targets-shape", ERROR, {"targets": ints((3,), [0, 1, 2]).npy()}, []),
+        (ce, "cross-entropy.logit-nan", ANY, {"logits": put(ce.array("logits"), 1, nan)}, []),
+        (emb, "embedding.id-4", ERROR, {"ids": ints((2,), [0, 4]).npy()}, []),
+        (emb, "embedding.id-minus-1", ERROR, {"ids": ints((2,), [-1, 0]).npy()}, []),
+        (emb, "embedding.table-1-d", ERROR, {"table": floats((4,)).npy()}, []),
+        (ln, "layer-norm.weight-shape", ERROR, {"w": floats((3,)).npy()}, []),
+        (ln, "layer-norm.x-int32", ERROR, {"x": ints((2, 4), range(8)).npy()}, []),
     ]
     for spec, name, expect, replaced, options in rows:
         yield spec.case("npy", f"npy.{name}", expect, replaced, options)

@@ -357,6 +357,48 @@ TEST(PriorCli, TrainsOnATokenizerResumesAndSamples) {
   EXPECT_NE(r.output.find("must be a vqvae or fsq checkpoint"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
+
+// `latent op attention|layer-norm|cross-entropy|embedding|gelu` give what the ops give.
+TEST(PriorCli, OpsOnNpyFiles) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("latent-prior-ops-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const auto path = [&](const char* name) { return (dir / name).string(); };
+  Generator gen(4);
+  const Tensor qkv = uniform({2, 7, 24}, -1, 1, gen);
+  const Tensor x = uniform({5, 8}, -2, 2, gen);
+  const Tensor w = uniform({8}, 0.5, 1.5, gen), b = uniform({8}, -1, 1, gen);
+  const Tensor targets = from_vector(std::vector<std::int32_t>{0, 7, 3, 3, 1}, {5});
+  save_npy(path("qkv.npy"), qkv);
+  save_npy(path("x.npy"), x);
+  save_npy(path("w.npy"), w);
+  save_npy(path("b.npy"), b);
+  save_npy(path("t.npy"), targets);
+  test::CliRun r = test::run_latent("op attention " + path("qkv.npy") + " --heads 2 -o " + path("a.npy"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::identical(load_npy(path("a.npy")), causal_self_attention(qkv, 2)));
+  r = test::run_latent("op attention " + path("qkv.npy") + " --heads 2 --unfused -o " + path("u.npy"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_LT(max_abs_diff(load_npy(path("u.npy")), causal_self_attention(qkv, 2)), 1e-6);
+  r = test::run_latent("op layer-norm " + path("x.npy") + " --weight " + path("w.npy") + " --bias " +
+                       path("b.npy") + " -o " + path("ln.npy"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::identical(load_npy(path("ln.npy")), layer_norm(x, w, b)));
+  r = test::run_latent("op cross-entropy " + path("x.npy") + " " + path("t.npy") + " -o " + path("ce.npy"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::identical(load_npy(path("ce.npy")), cross_entropy_rows(x, targets)));
+  r = test::run_latent("op embedding " + path("x.npy") + " " + path("t.npy") + " -o " + path("e.npy"));
+  EXPECT_EQ(r.status, 1);  // id 7 is outside the 5 rows
+  EXPECT_NE(r.output.find("7"), std::string::npos) << r.output;
+  r = test::run_latent("op gelu " + path("x.npy") + " -o " + path("g.npy"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::identical(load_npy(path("g.npy")), gelu(x)));
+  r = test::run_latent("op attention " + path("qkv.npy") + " --heads 5 -o " + path("bad.npy"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("heads = 5"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
 #endif
 
 }  // namespace
