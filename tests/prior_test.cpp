@@ -246,6 +246,41 @@ TEST(Prior, LearnsAStructuredTokenDistribution) {
   EXPECT_LT(last_loss, 0.35 * uniform_nats) << "first " << first_loss;
 }
 
+// The test metrics against a recomputation from the model's own token NLLs and the tokens'
+// histogram.
+TEST(Prior, EvaluationReportsBitsBesideTheBaselines) {
+  Generator gen(13);
+  models::ConvNetConfig net;
+  net.hidden_channels = 4;
+  auto tokenizer = std::make_shared<models::FsqAutoencoder>(net, std::vector<std::int64_t>{5, 3}, gen);
+  PriorConfig c;
+  c.vocabulary = 15;
+  c.width = 16;
+  c.layers = 1;
+  c.heads = 2;
+  models::TokenPrior prior(tokenizer, c, gen);
+  const Dataset test = test::smooth_images(23, 4);
+  const auto metrics = prior.evaluate_extra(test, Device::cpu());
+  NoGradGuard no_grad;
+  const Tensor tokens = tokenizer->encode_tokens(test.images).reshape({23, 49});
+  const double nats = sum(prior.transformer().token_nll(tokens, test.labels).to(DType::f64)).item();
+  EXPECT_NEAR(metrics.at("nll_bits_per_image"), nats / std::log(2.0) / 23, 1e-9);
+  EXPECT_NEAR(metrics.at("nll_bits_per_token"), nats / std::log(2.0) / (23 * 49), 1e-9);
+  EXPECT_DOUBLE_EQ(metrics.at("uniform_bits_per_image"), 49 * std::log2(15.0));
+  std::map<std::int32_t, double> counts;
+  for (const std::int32_t t : tokens.to_vector<std::int32_t>()) counts[t] += 1;
+  double entropy = 0.0;
+  for (const auto& [t, n] : counts) entropy -= n / (23 * 49) * std::log2(n / (23 * 49));
+  EXPECT_NEAR(metrics.at("unigram_bits_per_image"), 49 * entropy, 1e-9);
+  EXPECT_LE(metrics.at("unigram_bits_per_image"), metrics.at("uniform_bits_per_image"));
+  const Tensor none = full({23}, 10, DType::i32);
+  const double unconditional = sum(prior.transformer().token_nll(tokens, none).to(DType::f64)).item();
+  EXPECT_NEAR(metrics.at("unconditional_bits_per_image"), unconditional / std::log(2.0) / 23, 1e-9);
+  // The tokenizer is frozen: its parameters take no gradient, and only the prior's train.
+  EXPECT_EQ(prior.trainable_parameters().size(), prior.transformer().parameters().size());
+  for (const Tensor& p : tokenizer->parameters()) EXPECT_FALSE(p.requires_grad());
+}
+
 TEST(Prior, BadInputIsAClearError) {
   const PriorConfig c = small_config();
   Generator gen(1);
