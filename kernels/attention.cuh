@@ -246,7 +246,12 @@ __global__ void __launch_bounds__(kAttentionThreads)
   __syncthreads();
 
   // One thread per (row r, channel c): dq_r, dk_r and dv_r, each a sum in a fixed order.
-  T* dhead = dqkv + first_row * qkv_stride + h * head_dim;
+  // The head's base again, from the block index: the 64-bit offset of the staging above, kept
+  // live across the whole kernel instead, is what ptxas spilled in the float64 instance
+  // (tools/kernel-report: no spills, no local memory).
+  const unsigned block = blockIdx.x;
+  T* dhead = dqkv + static_cast<std::int64_t>(block / heads) * tokens * qkv_stride +
+             (block % heads) * head_dim;
   for (int e = threadIdx.x; e < tokens * head_dim; e += blockDim.x) {
     const int r = e / head_dim;
     const int c = e - r * head_dim;
@@ -317,16 +322,21 @@ __global__ void __launch_bounds__(32)
 
 // The naive composition's middle pass: scores [rows, T] (rows = B·H·T, row r belongs to query
 // i = r mod T) become causal softmax probabilities in place: p_ij = e^(s_ij − m_i)/l_i for
-// j ≤ i, 0 for j > i. A warp per row, lanes over j; grid-stride over rows.
+// j ≤ i, 0 for j > i. A warp per row, lanes over j; grid-stride over rows. The row index is
+// 64-bit (rows·T may pass 2^31) but i = r mod T is kept by 32-bit steps, (r + warps) mod T =
+// (i + warps mod T) mod T, so no row pays a 64-bit remainder.
 template <class T>
 __global__ void __launch_bounds__(256)
     causal_softmax_kernel(T* scores, std::int64_t rows, int tokens) {
   const int lane = threadIdx.x % 32;
-  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
+  const unsigned block_warps = blockDim.x / 32, period = static_cast<unsigned>(tokens);
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * block_warps;
+  // warps mod T and the first row's i, in 32 bits: gridDim.x mod T < 64, block_warps ≤ 32.
+  const int step = static_cast<int>((gridDim.x % period) * block_warps % period);
+  int i = static_cast<int>(((blockIdx.x % period) * block_warps + threadIdx.x / 32) % period);
   const T minus_infinity = -static_cast<T>(INFINITY);
-  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-       r < rows; r += warps) {
-    const int i = static_cast<int>(r % tokens);
+  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * block_warps + threadIdx.x / 32;
+       r < rows; r += warps, i = i + step >= tokens ? i + step - tokens : i + step) {
     T* row = scores + r * tokens;
     T m = minus_infinity;
     for (int j = lane; j <= i; j += 32) m = row[j] > m ? row[j] : m;

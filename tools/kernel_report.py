@@ -52,6 +52,8 @@ SM = dict(max_threads=2048, max_warps=64, max_blocks=32, regs=65536, reg_unit=25
 LAUNCH_SHAPES = [
     (r"^fsq_", 128),          # kFsqTileRows
     (r"^vq_ema_counts", 256),
+    (r"^causal_attention_(forward|backward)_kernel<", 128),  # kAttentionThreads
+    (r"^attention_decode_kernel<", 32),                       # a warp per (sequence, head)
 ]
 
 # Budgets on instructions per element of the main loop: (kernel regex, limit, what).
