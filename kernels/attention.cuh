@@ -134,6 +134,37 @@ __device__ __forceinline__ T attention_dot(const T* a, const T* b, int n) {
   return acc;
 }
 
+// One query row, by one warp: the scores of q against keys 0 … last (lane j takes keys j
+// and j + 32), their softmax by two shuffle reductions, the probabilities into the warp's
+// strip p_row, and o[c] = Σ_j p_j·v_j[c] with the lanes over the channels. Keys and values are
+// rows `key_stride` and `value_stride` elements apart (shared memory in the forward, the
+// cache in device memory when decoding). Returns the row's log-sum-exp (on every lane).
+template <class T>
+__device__ __forceinline__ T attention_row(const T* q, const T* keys, int key_stride,
+                                           const T* values, int value_stride, int last,
+                                           int head_dim, T scale, T* p_row, T* o) {
+  const int lane = threadIdx.x % 32;
+  const int j0 = lane, j1 = lane + 32;
+  const T minus_infinity = -static_cast<T>(INFINITY);
+  const T s0 = j0 <= last ? scale * attention_dot(q, keys + j0 * key_stride, head_dim) : minus_infinity;
+  const T s1 = j1 <= last ? scale * attention_dot(q, keys + j1 * key_stride, head_dim) : minus_infinity;
+  const T m = attention_warp_max(s0 > s1 ? s0 : s1);  // finite: key 0 is always visible
+  const T p0 = j0 <= last ? math_exp(s0 - m) : T(0);
+  const T p1 = j1 <= last ? math_exp(s1 - m) : T(0);
+  const T l = attention_warp_sum(p0 + p1);
+  p_row[j0] = p0;
+  p_row[j1] = p1;
+  __syncwarp();
+  const T inverse = T(1) / l;
+  for (int c = lane; c < head_dim; c += 32) {
+    T acc = T(0);
+    for (int j = 0; j <= last; ++j) acc = math_fma(p_row[j], values[j * value_stride + c], acc);
+    o[c] = acc * inverse;
+  }
+  __syncwarp();  // the warp's next row rewrites p_row
+  return m + math_log(l);
+}
+
 // qkv [B, T, 3C], out [B, T, C], lse [B, H, T]; grid B·H, block kAttentionThreads, dynamic
 // shared memory attention_forward_shared_bytes<T>(T, d).
 template <class T>
@@ -159,28 +190,11 @@ __global__ void __launch_bounds__(kAttentionThreads)
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
   T* p_row = p_s + warp * kAttentionMaxTokens;
-  const T minus_infinity = -static_cast<T>(INFINITY);
   for (int i = warp; i < tokens; i += kAttentionWarps) {
-    const T* q = q_s + i * head_dim;
-    const int j0 = lane, j1 = lane + 32;
-    const T s0 = j0 <= i ? scale * attention_dot(q, k_s + j0 * key_stride, head_dim) : minus_infinity;
-    const T s1 = j1 <= i ? scale * attention_dot(q, k_s + j1 * key_stride, head_dim) : minus_infinity;
-    const T m = attention_warp_max(s0 > s1 ? s0 : s1);  // finite: key 0 is always visible
-    const T p0 = j0 <= i ? math_exp(s0 - m) : T(0);
-    const T p1 = j1 <= i ? math_exp(s1 - m) : T(0);
-    const T l = attention_warp_sum(p0 + p1);
-    p_row[j0] = p0;
-    p_row[j1] = p1;
-    __syncwarp();
-    const T inverse = T(1) / l;
     T* o = out + (static_cast<std::int64_t>(b) * tokens + i) * channels + h * head_dim;
-    for (int c = lane; c < head_dim; c += 32) {
-      T acc = T(0);
-      for (int j = 0; j <= i; ++j) acc = math_fma(p_row[j], v_s[j * head_dim + c], acc);
-      o[c] = acc * inverse;
-    }
-    if (lane == 0) lse[(static_cast<std::int64_t>(b) * heads + h) * tokens + i] = m + math_log(l);
-    __syncwarp();  // the next row rewrites p_row
+    const T row_lse = attention_row(q_s + i * head_dim, k_s, key_stride, v_s, head_dim, i,
+                                    head_dim, scale, p_row, o);
+    if (lane == 0) lse[(static_cast<std::int64_t>(b) * heads + h) * tokens + i] = row_lse;
   }
 }
 
@@ -294,30 +308,8 @@ __global__ void __launch_bounds__(32)
     head_values[static_cast<std::int64_t>(position) * channels + c] = token[2 * channels + c];
   }
   __syncthreads();  // the cache rows just written are read by other lanes below
-
-  const T minus_infinity = -static_cast<T>(INFINITY);
-  const int j0 = lane, j1 = lane + 32;
-  const T s0 = j0 <= position
-                   ? scale * attention_dot(q_s, head_keys + static_cast<std::int64_t>(j0) * channels, head_dim)
-                   : minus_infinity;
-  const T s1 = j1 <= position
-                   ? scale * attention_dot(q_s, head_keys + static_cast<std::int64_t>(j1) * channels, head_dim)
-                   : minus_infinity;
-  const T m = attention_warp_max(s0 > s1 ? s0 : s1);
-  const T p0 = j0 <= position ? math_exp(s0 - m) : T(0);
-  const T p1 = j1 <= position ? math_exp(s1 - m) : T(0);
-  const T l = attention_warp_sum(p0 + p1);
-  p_row[j0] = p0;
-  p_row[j1] = p1;
-  __syncwarp();
-  const T inverse = T(1) / l;
-  T* o = out + static_cast<std::int64_t>(b) * channels + h * head_dim;
-  for (int c = lane; c < head_dim; c += 32) {
-    T acc = T(0);
-    for (int j = 0; j <= position; ++j)
-      acc = math_fma(p_row[j], head_values[static_cast<std::int64_t>(j) * channels + c], acc);
-    o[c] = acc * inverse;
-  }
+  attention_row(q_s, head_keys, channels, head_values, channels, position, head_dim, scale, p_row,
+                out + static_cast<std::int64_t>(b) * channels + h * head_dim);
 }
 
 // The naive composition's middle pass: scores [rows, T] (rows = B·H·T, row r belongs to query
