@@ -84,7 +84,9 @@ def main():
         flops = b.get("FLOP/s", 0)
         baseline = None
         for (file, other, other_size), candidate in by_key.items():
-            if other_size != size or other == kernel:
+            # The same name in the same file is this row itself; in a torch file it is its
+            # PyTorch twin.
+            if other_size != size or (other == kernel and file == b["file"]):
                 continue
             same_family = (file == b["file"] and operation(other) == operation(kernel)
                            and any(m in other.split("_") for m in BASELINE_MARKERS))
