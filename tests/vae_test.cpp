@@ -741,6 +741,56 @@ TEST(VaeModel, EvaluationAndPictures) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(VaePictures, ReparameterizationOfATwoDimensionalLatent) {
+  const Dataset test = blob_images(40, 9);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("latent-vae-reparam-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  models::VaeConfig c = small_config();
+  c.flat = true;
+  c.latent_dim = 2;
+  Generator gen(0);
+  models::Vae model(c, gen);
+  model.eval();
+  train::write_pictures(model, dir.string(), test, kCpu);
+  // The plane (400 px) and four rows of 112 px beside it: zoom, image, decode(μ), five draws.
+  const Tensor picture = load_png((dir / "reparameterization.png").string());
+  EXPECT_EQ(picture.shape(), (Shape{3, 476, 1000}));
+  // A spatial latent has no plane to draw: no picture, and asking for one is an error.
+  std::filesystem::remove(dir / "reparameterization.png");
+  models::Vae spatial(small_config(), gen);
+  spatial.eval();
+  train::write_pictures(spatial, dir.string(), test, kCpu);
+  EXPECT_FALSE(std::filesystem::exists(dir / "reparameterization.png"));
+  EXPECT_LATENT_ERROR(train::write_reparameterization_picture(
+                          spatial, (dir / "r.png").string(), test, kCpu),
+                      "2-D latent");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(VaePictures, CanvasGeometry) {
+  // The plot maps its rectangle onto its pixel box: the corners land on the box's corners.
+  const train::PlotArea area = train::square_area(-1, 1, -1, 1, 10, 20, 100, 0.0);
+  EXPECT_EQ(area.px(-1.0), 10);
+  EXPECT_EQ(area.px(0.999), 109);
+  EXPECT_EQ(area.py(-1.0), 119);
+  EXPECT_EQ(area.py(0.999), 20);
+  EXPECT_EQ(area.px(0.0), 60);
+  // A line covers both ends; an ellipse passes through its four extreme points, not its centre.
+  train::Canvas canvas(80, 80);
+  const train::Rgb red{1.0f, 0.0f, 0.0f};
+  canvas.line(5, 3, 17, 70, red);
+  EXPECT_EQ(canvas.at(5, 3), red);
+  EXPECT_EQ(canvas.at(17, 70), red);
+  canvas.ellipse(40, 40, 5, 10, red);
+  EXPECT_EQ(canvas.at(40, 50), red);
+  EXPECT_EQ(canvas.at(40, 30), red);
+  EXPECT_EQ(canvas.at(35, 40), red);
+  EXPECT_EQ(canvas.at(45, 40), red);
+  EXPECT_EQ(canvas.at(40, 40), train::kWhite);
+}
+
 // ------------------------------------------------------------------ the command line
 
 #ifdef LATENT_CLI_PATH

@@ -79,6 +79,7 @@ class FsqAutoencoder : public TrainableModel {
 
   const std::vector<std::int64_t>& levels() const { return levels_; }
   std::int64_t codebook_size() const { return codebook_size_; }
+  const FsqOptions& options() const { return options_; }
   // How often each used code occurs over the 7×7 positions of the test images: the
   // histogram behind the metrics (codes never used are absent).
   std::map<std::int32_t, std::int64_t> code_counts(const Dataset& test, Device device);

@@ -16,6 +16,7 @@ void add_op(CLI::App& app);     // op.cpp
 void add_sample(CLI::App& app);  // tokens.cpp
 void add_encode(CLI::App& app);  // tokens.cpp
 void add_decode(CLI::App& app);  // tokens.cpp
+void add_info(CLI::App& app);    // info.cpp
 
 // Writes one output of a `latent op` command and prints its path, dtype and shape. The rule
 // for every op: inputs with NaN or Inf are rejected by the op, and a finite input whose

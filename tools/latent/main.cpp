@@ -1,5 +1,6 @@
-// latent: the command-line tool. Subcommands train, eval and op; each has --help with an
-// example. Errors from the library print as "latent: error: …" with exit status 1.
+// latent: the command-line tool. Subcommands train, eval, op, sample, encode, decode and
+// info; each has --help with an example. Errors from the library print as
+// "latent: error: …" with exit status 1.
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
   latent::cli::add_sample(app);
   latent::cli::add_encode(app);
   latent::cli::add_decode(app);
+  latent::cli::add_info(app);
   check_numbers(&app);
   try {
     app.parse(argc, argv);

@@ -1,5 +1,6 @@
 // The VAE's pictures (pictures.h): prior samples, interpolations between the means of two
-// test images, and, when the latent is a plane, the scatter plot of the test set's means.
+// test images, and, when the latent is a plane, the scatter plot of the test set's means and
+// the reparameterization picture (μ, σ and draws z = μ + σ·ε of a few test images).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -11,114 +12,16 @@
 #include "latent/autograd.h"
 #include "latent/io.h"
 #include "latent/ops.h"
+#include "tools/train/canvas.h"
 #include "tools/train/pictures.h"
 
 namespace latent::train {
 namespace {
 
-// Ten well-separated colours, one per Fashion-MNIST class (matplotlib's tab10).
-constexpr std::array<std::array<float, 3>, 10> kClassColours{{
-    {0.12f, 0.47f, 0.71f}, {1.00f, 0.50f, 0.05f}, {0.17f, 0.63f, 0.17f}, {0.84f, 0.15f, 0.16f},
-    {0.58f, 0.40f, 0.74f}, {0.55f, 0.34f, 0.29f}, {0.89f, 0.47f, 0.76f}, {0.50f, 0.50f, 0.50f},
-    {0.74f, 0.74f, 0.13f}, {0.09f, 0.75f, 0.81f},
-}};
-
 // The class names of Fashion-MNIST, 0 … 9.
 constexpr std::array<const char*, 10> kClassNames{
     "T-shirt", "trouser", "pullover", "dress", "coat",
     "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
-
-// A 5×7 bitmap font for the characters the plot writes ('#' is ink).
-struct Glyph {
-  char c;
-  std::array<const char*, 7> rows;
-};
-constexpr std::array<Glyph, 33> kFont{{
-    {'0', {" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "}},
-    {'1', {"  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
-    {'2', {" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"}},
-    {'3', {"#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "}},
-    {'4', {"   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "}},
-    {'5', {"#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "}},
-    {'6', {"  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "}},
-    {'7', {"#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "}},
-    {'8', {" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "}},
-    {'9', {" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "}},
-    {'-', {"     ", "     ", "     ", " ### ", "     ", "     ", "     "}},
-    {'.', {"     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "}},
-    {'a', {"     ", "     ", " ### ", "    #", " ####", "#   #", " ####"}},
-    {'b', {"#    ", "#    ", "# ## ", "##  #", "#   #", "#   #", "#### "}},
-    {'c', {"     ", "     ", " ### ", "#    ", "#    ", "#   #", " ### "}},
-    {'d', {"    #", "    #", " ## #", "#  ##", "#   #", "#   #", " ####"}},
-    {'e', {"     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "}},
-    {'g', {"     ", " ####", "#   #", "#   #", " ####", "    #", " ### "}},
-    {'h', {"#    ", "#    ", "# ## ", "##  #", "#   #", "#   #", "#   #"}},
-    {'i', {"  #  ", "     ", " ##  ", "  #  ", "  #  ", "  #  ", " ### "}},
-    {'k', {"#    ", "#    ", "#  # ", "# #  ", "##   ", "# #  ", "#  # "}},
-    {'l', {" ##  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
-    {'n', {"     ", "     ", "# ## ", "##  #", "#   #", "#   #", "#   #"}},
-    {'o', {"     ", "     ", " ### ", "#   #", "#   #", "#   #", " ### "}},
-    {'p', {"     ", "     ", "#### ", "#   #", "#### ", "#    ", "#    "}},
-    {'r', {"     ", "     ", "# ## ", "##  #", "#    ", "#    ", "#    "}},
-    {'s', {"     ", "     ", " ####", "#    ", " ### ", "    #", "#### "}},
-    {'t', {" #   ", " #   ", "###  ", " #   ", " #   ", " #  #", "  ## "}},
-    {'u', {"     ", "     ", "#   #", "#   #", "#   #", "#  ##", " ## #"}},
-    {'v', {"     ", "     ", "#   #", "#   #", "#   #", " # # ", "  #  "}},
-    {'z', {"     ", "     ", "#####", "   # ", "  #  ", " #   ", "#####"}},
-    {'T', {"#####", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  "}},
-    {' ', {"     ", "     ", "     ", "     ", "     ", "     ", "     "}},
-}};
-constexpr std::int64_t kGlyphWidth = 6, kGlyphHeight = 7;  // with one column of spacing
-
-// An RGB canvas [3, H, W] in [0, 1], drawn pixel by pixel.
-class Canvas {
- public:
-  Canvas(std::int64_t height, std::int64_t width)
-      : h_(height), w_(width), pixels_(3 * height * width, 1.0f) {}
-  void put(std::int64_t y, std::int64_t x, const std::array<float, 3>& rgb) {
-    if (y < 0 || y >= h_ || x < 0 || x >= w_) return;
-    for (int c = 0; c < 3; ++c) pixels_[(c * h_ + y) * w_ + x] = rgb[c];
-  }
-  void square(std::int64_t cy, std::int64_t cx, int radius, const std::array<float, 3>& rgb) {
-    for (std::int64_t y = cy - radius; y <= cy + radius; ++y)
-      for (std::int64_t x = cx - radius; x <= cx + radius; ++x) put(y, x, rgb);
-  }
-  // Text with its top-left corner at (y, x); characters outside the font are skipped.
-  void text(std::int64_t y, std::int64_t x, const std::string& s, const std::array<float, 3>& rgb) {
-    for (char ch : s) {
-      for (const Glyph& g : kFont) {
-        if (g.c != ch) continue;
-        for (std::int64_t r = 0; r < kGlyphHeight; ++r)
-          for (std::int64_t c = 0; c < 5; ++c)
-            if (g.rows[static_cast<std::size_t>(r)][c] == '#') put(y + r, x + c, rgb);
-      }
-      x += kGlyphWidth;
-    }
-  }
-  Tensor tensor() const { return from_vector(pixels_, {3, h_, w_}); }
-
- private:
-  std::int64_t h_, w_;
-  std::vector<float> pixels_;
-};
-
-std::int64_t text_width(const std::string& s) {
-  return static_cast<std::int64_t>(s.size()) * kGlyphWidth - 1;
-}
-
-// The smallest of 1, 2, 5 × 10^k that is at least x.
-double nice_step(double x) {
-  const double decade = std::pow(10.0, std::floor(std::log10(x)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * decade >= x) return m * decade;
-  return 10.0 * decade;
-}
-
-std::string tick_label(double v, double step) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, step >= 1.0 ? "%.0f" : "%.1f", v);
-  return buffer;
-}
 
 // The test set's 2-D means as a scatter plot coloured by class, with the prior's 1σ, 2σ and
 // 3σ circles, the axes z1 = 0 and z2 = 0 in grey, ticks and their values on the frame (the
@@ -145,7 +48,7 @@ Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t
   const std::int64_t width = kLeft + kSize + kRight;
   const std::int64_t height = kTop + kSize + kBottom + kLegendRows * kLegendRow + 6;
   Canvas canvas(height, width);
-  const std::array<float, 3> grey{0.8f, 0.8f, 0.8f}, frame{0.3f, 0.3f, 0.3f};
+  const Rgb grey = kLightGrey, frame = kFrameGrey;
   for (std::int64_t i = 0; i < kSize; ++i) {
     canvas.put(to_y(0.0), kLeft + i, grey);
     canvas.put(kTop + i, to_x(0.0), grey);
@@ -179,7 +82,7 @@ Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t
   canvas.text(kTop + kSize - 12, kLeft + kSize - 8 - text_width("z1"), "z1", frame);
   canvas.text(kTop + 8, kLeft + 8, "z2", frame);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto& colour = kClassColours[static_cast<std::size_t>(labels[i]) % 10];
+    const Rgb colour = category_colour(labels[i]);
     canvas.square(to_y(xy[2 * i + 1]), to_x(xy[2 * i]), 1, colour);
   }
   // The legend: two rows of five classes, a colour square and the name.
@@ -187,7 +90,7 @@ Tensor scatter_plot(const std::vector<float>& xy, const std::vector<std::int32_t
     const std::int64_t row = c / 5, column = c % 5;
     const std::int64_t y = kTop + kSize + kBottom + row * kLegendRow + kLegendRow / 2;
     const std::int64_t x = kLeft + column * (kSize / 5);
-    canvas.square(y, x + 5, 5, kClassColours[static_cast<std::size_t>(c)]);
+    canvas.square(y, x + 5, 5, category_colour(c));
     canvas.text(y - kGlyphHeight / 2, x + 14, kClassNames[static_cast<std::size_t>(c)], frame);
   }
   return canvas.tensor();
@@ -253,7 +156,141 @@ void write_vae_pictures(models::Vae& model, const std::string& out_dir, const Da
     }
     save_png(out_dir + "/latent_scatter.png",
              scatter_plot(xy, test.labels.to_vector<std::int32_t>()));
+    write_reparameterization_picture(model, out_dir + "/reparameterization.png", test, device);
   }
+}
+
+void write_reparameterization_picture(models::Vae& model, const std::string& path,
+                                      const Dataset& test, Device device) {
+  NoGradGuard no_grad;
+  LATENT_CHECK(shape_numel(model.latent_shape()) == 2,
+               "reparameterization picture: needs a 2-D latent (--latent flat --latent-dim 2)");
+  if (test.size() == 0) return;
+  // Four test images: a trouser, a sandal, a bag and a T-shirt where the set has them.
+  const std::array<std::int64_t, 10> first = first_of_each_class(test);
+  std::vector<std::int64_t> chosen;
+  for (int c : {1, 5, 8, 0})
+    if (first[static_cast<std::size_t>(c)] >= 0) chosen.push_back(first[static_cast<std::size_t>(c)]);
+  for (std::int64_t i = 0; static_cast<std::int64_t>(chosen.size()) < 4 && i < test.size(); ++i)
+    if (std::find(chosen.begin(), chosen.end(), i) == chosen.end()) chosen.push_back(i);
+  const auto n = static_cast<std::int64_t>(chosen.size());
+  std::vector<Tensor> rows;
+  for (std::int64_t i : chosen) rows.push_back(test.images.narrow(0, i, 1));
+  const Tensor images = concat(rows, 0);
+  const models::Vae::Posterior post = model.encode(images.to(device));
+  auto host = [](const Tensor& t) {
+    return t.contiguous().to(Device::cpu()).to(DType::f64).to_vector<double>();
+  };
+  const std::vector<double> mu = host(post.mu), logvar = host(post.logvar);
+  std::vector<double> sigma(mu.size());
+  for (std::size_t k = 0; k < mu.size(); ++k)
+    sigma[k] = std::exp(0.5 * std::clamp(logvar[k], -30.0, 20.0));  // reparameterize's clamp
+
+  // K draws per image, z = μ + σ·ε, by the library's own op (its Philox stream).
+  constexpr std::int64_t kDraws = 64, kDecoded = 5;
+  std::vector<Tensor> mus, logvars;
+  for (std::int64_t i = 0; i < n; ++i) {
+    mus.push_back(expand(post.mu.narrow(0, i, 1), {kDraws, 2}));
+    logvars.push_back(expand(post.logvar.narrow(0, i, 1), {kDraws, 2}));
+  }
+  Generator gen(model.config().noise_seed ^ 0x2e9a2a3e7e9aull);
+  const Tensor z = reparameterize(concat(mus, 0).contiguous(), concat(logvars, 0).contiguous(), gen);
+  const std::vector<double> zs = host(z);
+  // Decoded: μ, then the first kDecoded draws, per image.
+  std::vector<Tensor> to_decode;
+  for (std::int64_t i = 0; i < n; ++i) {
+    to_decode.push_back(post.mu.narrow(0, i, 1));
+    to_decode.push_back(z.narrow(0, i * kDraws, kDecoded));
+  }
+  const Tensor decoded =
+      sigmoid(model.decode_logits(concat(to_decode, 0).contiguous())).to(Device::cpu());
+
+  // The context: the means of the first 2,000 test images.
+  std::vector<double> cloud;
+  const std::int64_t context = std::min<std::int64_t>(2000, test.size());
+  for (std::int64_t begin = 0; begin < context; begin += 500) {
+    const std::int64_t count = std::min<std::int64_t>(500, context - begin);
+    const std::vector<double> v = host(model.encode(test.images.narrow(0, begin, count).to(device)).mu);
+    cloud.insert(cloud.end(), v.begin(), v.end());
+  }
+  std::vector<double> magnitudes;
+  for (double v : cloud) magnitudes.push_back(std::abs(v));
+  std::sort(magnitudes.begin(), magnitudes.end());
+  double extent = std::max(3.0, magnitudes[std::min(magnitudes.size() - 1,
+                                                      static_cast<std::size_t>(0.995 * magnitudes.size()))]);
+  for (std::size_t k = 0; k < mu.size(); ++k) extent = std::max(extent, std::abs(mu[k]) + 2.5 * sigma[k]);
+  extent *= 1.05;
+
+  constexpr std::int64_t kPlot = 400, kLeft = 40, kTop = 24, kZoom = 96, kTile = 56, kRow = 112;
+  const std::int64_t right = kLeft + kPlot + 28;
+  const std::int64_t tiles_left = right + kZoom + 12;
+  const std::int64_t width = tiles_left + (2 + kDecoded) * (kTile + 4) + 4;
+  const std::int64_t height = std::max(kTop + kPlot + 22, kTop + n * kRow) + 4;
+  Canvas canvas(height, width);
+  canvas.text(6, kLeft, "q(z|x) = N(mu, sigma^2) of four test images, and draws z = mu + sigma * eps",
+              kFrameGrey);
+  PlotArea plane = square_area(-extent, extent, -extent, extent, kLeft, kTop, kPlot, 0.0);
+  for (std::int64_t i = 1; i < kPlot - 1; ++i) {
+    canvas.put(plane.py(0.0), kLeft + i, kLightGrey);
+    canvas.put(kTop + i, plane.px(0.0), kLightGrey);
+  }
+  for (int r = 1; r <= 3; ++r)
+    canvas.ellipse(plane.py(0.0), plane.px(0.0), r * plane.y_scale(), r * plane.x_scale(), kLightGrey);
+  const Rgb cloud_grey{0.72f, 0.72f, 0.72f};
+  for (std::size_t k = 0; k + 1 < cloud.size(); k += 2) canvas.put(plane.py(cloud[k + 1]), plane.px(cloud[k]), cloud_grey);
+  plane.draw_frame(canvas, "z1", "z2");
+  char buffer[128];
+  for (std::int64_t i = 0; i < n; ++i) {
+    const Rgb colour = category_colour(i == 0 ? 3 : i == 1 ? 0 : i == 2 ? 2 : 4);
+    const double mx = mu[2 * i], my = mu[2 * i + 1], sx = sigma[2 * i], sy = sigma[2 * i + 1];
+    const std::string number = std::to_string(i + 1);
+    // In the plane: the draws, μ ± σ and μ ± 2σ, μ, and the image's number.
+    for (std::int64_t k = 0; k < kDraws; ++k)
+      canvas.put(plane.py(zs[2 * (i * kDraws + k) + 1]), plane.px(zs[2 * (i * kDraws + k)]), colour);
+    for (int r = 1; r <= 2; ++r)
+      canvas.ellipse(plane.py(my), plane.px(mx), r * sy * plane.y_scale(), r * sx * plane.x_scale(), colour);
+    canvas.square(plane.py(my), plane.px(mx), 1, kBlack);
+    canvas.text(plane.py(my) - 12, plane.px(mx) + 6, number, kBlack);
+
+    // The zoom: μ ± 3.2 σ_max, the same scale on both axes.
+    const std::int64_t top = kTop + i * kRow;
+    const double half = 3.2 * std::max(sx, sy);
+    const PlotArea zoom = square_area(mx - half, mx + half, my - half, my + half, right, top, kZoom, 0.0);
+    for (std::int64_t p = 0; p < kZoom; ++p) {
+      canvas.put(top, right + p, colour);
+      canvas.put(top + kZoom - 1, right + p, colour);
+      canvas.put(top + p, right, colour);
+      canvas.put(top + p, right + kZoom - 1, colour);
+    }
+    for (int r = 1; r <= 2; ++r)
+      canvas.ellipse(zoom.py(my), zoom.px(mx), r * sy * zoom.y_scale(), r * sx * zoom.x_scale(), colour);
+    for (std::int64_t k = 0; k < kDraws; ++k) {
+      const double x = zs[2 * (i * kDraws + k)], y = zs[2 * (i * kDraws + k) + 1];
+      if (x < zoom.x_min || x > zoom.x_max || y < zoom.y_min || y > zoom.y_max) continue;
+      canvas.square(zoom.py(y), zoom.px(x), k < kDecoded ? 2 : 1, k < kDecoded ? kBlack : colour);
+      if (k < kDecoded) canvas.text(zoom.py(y) - 3, zoom.px(x) + 4, std::to_string(k + 1), kBlack);
+    }
+    canvas.square(zoom.py(my), zoom.px(mx), 0, kBlack);
+    canvas.text(top + 3, right + 3, number, kBlack);
+    std::snprintf(buffer, sizeof buffer, "width %.2f", zoom.x_max - zoom.x_min);
+    canvas.text(top + kZoom + 3, right, buffer, kFrameGrey);
+
+    // The image, decode(μ) and the decoded draws.
+    const std::array<std::string, 2> heads{"x", "dec(mu)"};
+    for (std::int64_t t = 0; t < 2 + kDecoded; ++t) {
+      const std::int64_t x0 = tiles_left + t * (kTile + 4);
+      std::string head = heads[0];
+      if (t == 1) head = heads[1];
+      if (t >= 2) head = std::string(1, 'z').append(std::to_string(t - 1));
+      canvas.text(top, x0 + (kTile - text_width(head)) / 2, head, kFrameGrey);
+      const Tensor tile = t == 0 ? images.narrow(0, i, 1).squeeze(0)
+                                 : decoded.narrow(0, i * (1 + kDecoded) + t - 1, 1).squeeze(0);
+      canvas.image(top + 10, x0, tile, kTile / 28);
+    }
+    std::snprintf(buffer, sizeof buffer, "mu (%.2f, %.2f)  sigma (%.3f, %.3f)", mx, my, sx, sy);
+    canvas.text(top + 10 + kTile + 6, tiles_left, buffer, kBlack);
+  }
+  save_png(path, canvas.tensor());
 }
 
 }  // namespace latent::train

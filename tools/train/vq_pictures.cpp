@@ -1,13 +1,16 @@
 // The VQ-VAE's pictures (pictures.h): per-code usage bars (the test set; with an EMA
-// codebook, the counts around the last revival) and the token grids of a few test images.
+// codebook, the counts around the last revival), the token grids of a few test images and,
+// when the codes have two dimensions, the snapping of encoder outputs to their nearest codes.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "latent/autograd.h"
 #include "latent/io.h"
 #include "latent/ops.h"
+#include "tools/train/canvas.h"
 #include "tools/train/pictures.h"
 
 namespace latent::train {
@@ -18,25 +21,6 @@ constexpr std::int64_t kGrid = 7;  // the latent grid is 7×7
 std::vector<double> host_doubles(const Tensor& t) {
   NoGradGuard no_grad;
   return t.detach().to(DType::f64).to_vector<double>();
-}
-
-// An RGB color per token: hues spaced by the golden ratio, so neighbouring indices differ.
-void token_color(std::int64_t token, float rgb[3]) {
-  const double h = std::fmod(static_cast<double>(token) * 0.6180339887498949, 1.0) * 6.0;
-  const double s = 0.65, v = 0.95, c = v * s;
-  const double x = c * (1.0 - std::abs(std::fmod(h, 2.0) - 1.0));
-  double r = 0, g = 0, b = 0;
-  switch (static_cast<int>(h)) {
-    case 0: r = c, g = x; break;
-    case 1: r = x, g = c; break;
-    case 2: g = c, b = x; break;
-    case 3: g = x, b = c; break;
-    case 4: r = x, b = c; break;
-    default: r = c, b = x; break;
-  }
-  rgb[0] = static_cast<float>(r + v - c);
-  rgb[1] = static_cast<float>(g + v - c);
-  rgb[2] = static_cast<float>(b + v - c);
 }
 
 // One panel of per-code bars (height ∝ log(1 + value), codes left to right) on white, with a
@@ -151,8 +135,7 @@ void write_vqvae_pictures(models::VqVae& model, const std::string& out_dir, cons
       for (std::int64_t x = 0; x < big; ++x) {
         const std::int64_t sy = y / kZoom, sx = x / kZoom;
         const float v = pixels[(i * images.size(1)) * side * side + sy * side + sx];
-        float rgb[3];
-        token_color(t[i * kGrid * kGrid + (sy / cell) * kGrid + sx / cell], rgb);
+        const Rgb rgb = code_colour(t[i * kGrid * kGrid + (sy / cell) * kGrid + sx / cell]);
         for (int c = 0; c < 3; ++c) {
           img[(c * big + y) * big + x] = v;
           grid[(c * big + y) * big + x] = rgb[c];
@@ -163,6 +146,133 @@ void write_vqvae_pictures(models::VqVae& model, const std::string& out_dir, cons
     tiles.push_back(from_vector(grid, {3, big, big}));
   }
   save_png(out_dir + "/tokens.png", image_grid(tiles, 8, 4, 1.0));
+
+  if (model.config().quantizer.code_dim == 2)
+    write_snapping_picture(model, out_dir + "/snapping.png", test, device);
+}
+
+Rgb snapping_line_colour(std::int64_t code) { return mix(code_colour(code), kBlack, 0.15); }
+
+Tensor snapping_plot(const std::vector<float>& points, const std::vector<float>& codes,
+                     const std::vector<std::int32_t>& assignment, bool cosine,
+                     const std::string& caption, PlotArea* area_out) {
+  const std::size_t n = points.size() / 2, K = codes.size() / 2;
+  LATENT_CHECK(points.size() == 2 * n && codes.size() == 2 * K && K > 0 && assignment.size() == n,
+               "snapping plot: expected points [n, 2], codes [K, 2] and n assignments");
+  // The plot shows every code and the central 99 % of the points along each axis.
+  double x_lo = codes[0], x_hi = codes[0], y_lo = codes[1], y_hi = codes[1];
+  for (std::size_t k = 0; k < K; ++k) {
+    x_lo = std::min<double>(x_lo, codes[2 * k]), x_hi = std::max<double>(x_hi, codes[2 * k]);
+    y_lo = std::min<double>(y_lo, codes[2 * k + 1]), y_hi = std::max<double>(y_hi, codes[2 * k + 1]);
+  }
+  if (n > 0) {
+    for (int axis = 0; axis < 2; ++axis) {
+      std::vector<float> v(n);
+      for (std::size_t i = 0; i < n; ++i) v[i] = points[2 * i + axis];
+      std::sort(v.begin(), v.end());
+      const double lo = v[static_cast<std::size_t>(0.005 * (n - 1))];
+      const double hi = v[static_cast<std::size_t>(0.995 * (n - 1))];
+      (axis == 0 ? x_lo : y_lo) = std::min(axis == 0 ? x_lo : y_lo, lo);
+      (axis == 0 ? x_hi : y_hi) = std::max(axis == 0 ? x_hi : y_hi, hi);
+    }
+  }
+  constexpr std::int64_t kSize = 512, kLeft = 44, kTop = 24;
+  const PlotArea area = square_area(x_lo, x_hi, y_lo, y_hi, kLeft, kTop, kSize, 0.06);
+  Canvas canvas(kTop + kSize + 22, kLeft + kSize + 16);
+  canvas.text(6, kLeft, caption, kFrameGrey);
+
+  // Each code's cell: the pixels whose nearest code it is (by direction, in cosine mode),
+  // tinted; the cells' edges in grey.
+  std::vector<std::int32_t> cell(static_cast<std::size_t>(kSize * kSize));
+  std::vector<double> normalized(codes.begin(), codes.end());
+  if (cosine) {
+    for (std::size_t k = 0; k < K; ++k) {
+      const double norm = std::max(std::hypot(normalized[2 * k], normalized[2 * k + 1]), 1e-12);
+      normalized[2 * k] /= norm, normalized[2 * k + 1] /= norm;
+    }
+  }
+  for (std::int64_t py = 0; py < kSize; ++py) {
+    for (std::int64_t px = 0; px < kSize; ++px) {
+      double x = area.x_min + (px + 0.5) / area.x_scale();
+      double y = area.y_min + (kSize - 1 - py + 0.5) / area.y_scale();
+      if (cosine) {
+        const double norm = std::max(std::hypot(x, y), 1e-12);
+        x /= norm, y /= norm;
+      }
+      std::int32_t best = 0;
+      double best_d = INFINITY;
+      for (std::size_t k = 0; k < K; ++k) {
+        const double dx = x - normalized[2 * k], dy = y - normalized[2 * k + 1];
+        const double d = dx * dx + dy * dy;
+        if (d < best_d) best_d = d, best = static_cast<std::int32_t>(k);
+      }
+      cell[static_cast<std::size_t>(py * kSize + px)] = best;
+    }
+  }
+  for (std::int64_t py = 0; py < kSize; ++py) {
+    for (std::int64_t px = 0; px < kSize; ++px) {
+      const std::int32_t c = cell[static_cast<std::size_t>(py * kSize + px)];
+      const bool edge = (px + 1 < kSize && cell[static_cast<std::size_t>(py * kSize + px + 1)] != c) ||
+                        (py + 1 < kSize && cell[static_cast<std::size_t>((py + 1) * kSize + px)] != c);
+      canvas.put(kTop + py, kLeft + px, edge ? kLightGrey : mix(kWhite, code_colour(c), 0.16));
+    }
+  }
+  area.draw_frame(canvas, "z1", "z2");
+  // A line from each output to its code, then the outputs, then the codes on top.
+  std::vector<bool> used(K, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto k = static_cast<std::size_t>(assignment[i]);
+    LATENT_CHECK(k < K, "snapping plot: assignment ", assignment[i], " is not a code");
+    used[k] = true;
+    canvas.line(area.py(points[2 * i + 1]), area.px(points[2 * i]), area.py(codes[2 * k + 1]),
+                area.px(codes[2 * k]), snapping_line_colour(static_cast<std::int64_t>(k)));
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    canvas.square(area.py(points[2 * i + 1]), area.px(points[2 * i]), 1,
+                  mix(code_colour(assignment[i]), kBlack, 0.45));
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::int64_t y = area.py(codes[2 * k + 1]), x = area.px(codes[2 * k]);
+    canvas.disc(y, x, 5.0, used[k] ? code_colour(static_cast<std::int64_t>(k)) : kWhite);
+    canvas.ring(y, x, 6.0, used[k] ? kBlack : kFrameGrey);
+  }
+  if (area_out) *area_out = area;
+  return canvas.tensor();
+}
+
+void write_snapping_picture(models::VqVae& model, const std::string& path, const Dataset& test,
+                            Device device) {
+  NoGradGuard no_grad;
+  const models::VectorQuantizerConfig& q = model.config().quantizer;
+  LATENT_CHECK(q.code_dim == 2, "snapping picture: needs codes of two dimensions (--code-dim 2), "
+               "got ", q.code_dim);
+  const std::int64_t images = std::min<std::int64_t>(40, test.size());
+  if (images == 0) return;
+  const Tensor z = model.encode_rows(test.images.narrow(0, 0, images).to(device));
+  const Tensor indices = model.quantizer().nearest(z);
+  const Tensor shown = q.cosine ? l2_normalize_rows(z) : z;
+  const Tensor codes = model.quantizer().lookup(arange(q.codebook_size, DType::i32, device));
+  auto floats = [](const Tensor& t) {
+    return t.contiguous().to(Device::cpu()).to(DType::f32).to_vector<float>();
+  };
+  const std::vector<float> points = floats(shown), code_xy = floats(codes);
+  const std::vector<std::int32_t> assignment = indices.to(Device::cpu()).to_vector<std::int32_t>();
+  std::vector<bool> used(static_cast<std::size_t>(q.codebook_size), false);
+  double distance = 0.0;
+  for (std::size_t i = 0; i < assignment.size(); ++i) {
+    const auto k = static_cast<std::size_t>(assignment[i]);
+    used[k] = true;
+    distance += std::hypot(points[2 * i] - code_xy[2 * k], points[2 * i + 1] - code_xy[2 * k + 1]);
+  }
+  const auto codes_used = std::count(used.begin(), used.end(), true);
+  char caption[160];
+  std::snprintf(caption, sizeof caption,
+                "K = %lld codes of D = 2%s; %zu outputs of %lld test images use %lld; mean "
+                "distance %.3f",
+                static_cast<long long>(q.codebook_size), q.cosine ? " (cosine)" : "",
+                assignment.size(), static_cast<long long>(images),
+                static_cast<long long>(codes_used),
+                assignment.empty() ? 0.0 : distance / static_cast<double>(assignment.size()));
+  save_png(path, snapping_plot(points, code_xy, assignment, q.cosine, caption));
 }
 
 }  // namespace latent::train
