@@ -21,6 +21,7 @@
 #include "latent/vq.h"
 #include "tests/op_harness.h"
 #include "tests/synthetic_data.h"
+#include "tools/train/pictures.h"
 
 namespace latent {
 namespace {
@@ -831,6 +832,72 @@ namespace latent {
 namespace {
 
 // NaN or Inf in the EMA statistics would spread into the codebook: an error naming which.
+// ------------------------------------------------------------------ the snapping picture
+
+TEST(VqPictures, SnappingIsDrawnForTwoDimensionalCodesOnly) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("latent-vq-snap-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const Dataset test = test::smooth_images(12, 3);
+  for (bool cosine : {false, true}) {
+    models::VqVaeConfig c = tiny_config(false, 0.0, false);
+    c.quantizer.code_dim = 2;
+    c.quantizer.cosine = cosine;
+    Generator gen(5);
+    models::VqVae model(c, gen);
+    model.eval();
+    train::write_pictures(model, dir.string(), test, Device::cpu());
+    // A 512-pixel plot, a caption above it and tick values below and to its left.
+    EXPECT_EQ(load_png((dir / "snapping.png").string()).shape(), (Shape{3, 558, 572})) << cosine;
+    fs::remove(dir / "snapping.png");
+  }
+  Generator gen(5);
+  models::VqVae three(tiny_config(false, 0.0, false), gen);  // D = 3
+  three.eval();
+  train::write_pictures(three, dir.string(), test, Device::cpu());
+  EXPECT_TRUE(fs::exists(dir / "codebook_usage.png"));
+  EXPECT_FALSE(fs::exists(dir / "snapping.png"));
+  EXPECT_LATENT_ERROR(train::write_snapping_picture(three, (dir / "s.png").string(), test,
+                                                    Device::cpu()),
+                      "two dimensions");
+  fs::remove_all(dir);
+}
+
+TEST(VqPictures, EachLineRunsFromItsPointToItsNearestCode) {
+  const std::vector<float> codes = {-1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 1.0f};
+  const std::vector<float> points = {0.5f, 0.0f, 0.3f, 0.8f};
+  // The assignment is the library's argmin: code 1 for (0.5, 0), code 2 for (0.3, 0.8).
+  const std::vector<std::int32_t> nearest =
+      vq_argmin(from_vector(points, {2, 2}), from_vector(codes, {3, 2})).indices.to_vector<std::int32_t>();
+  ASSERT_EQ(nearest, (std::vector<std::int32_t>{1, 2}));
+  train::PlotArea area;
+  const Tensor picture = train::snapping_plot(points, codes, nearest, false, "test", &area);
+  const std::vector<float> px = picture.to_vector<float>();
+  const std::int64_t H = picture.size(1), W = picture.size(2);
+  auto at = [&](std::int64_t y, std::int64_t x) {
+    return train::Rgb{px[(0 * H + y) * W + x], px[(1 * H + y) * W + x], px[(2 * H + y) * W + x]};
+  };
+  // A used code is a disc of its colour centred on its pixel; code 0, which no point chose,
+  // is hollow.
+  for (int k = 1; k < 3; ++k)
+    EXPECT_EQ(at(area.py(codes[2 * k + 1]), area.px(codes[2 * k])), train::code_colour(k)) << k;
+  EXPECT_EQ(at(area.py(0.0), area.px(-1.0)), train::kWhite);
+  // The horizontal line from (0.5, 0) runs right, to code 1, up to the code's ring, and not
+  // left towards code 0.
+  const std::int64_t row = area.py(0.0);
+  for (std::int64_t x = area.px(0.5) + 3; x < area.px(1.0) - 7; ++x)
+    EXPECT_EQ(at(row, x), train::snapping_line_colour(1)) << x;
+  EXPECT_NE(at(row, area.px(0.5) - 4), train::snapping_line_colour(1));
+  // The diagonal one passes within a pixel of the midpoint between (0.3, 0.8) and (0, 1).
+  const std::int64_t my = area.py(0.9), mx = area.px(0.15);
+  bool found = false;
+  for (std::int64_t dy = -1; dy <= 1; ++dy)
+    for (std::int64_t dx = -1; dx <= 1; ++dx)
+      found = found || at(my + dy, mx + dx) == train::snapping_line_colour(2);
+  EXPECT_TRUE(found);
+}
+
 TEST(VqEmaUpdate, NonFiniteStatisticsAreErrorsNamingThem) {
   for (const Device device : test::devices()) {
     SCOPED_TRACE(device.str());

@@ -2,6 +2,7 @@
 // configuration of every image model: what `latent train --model M` builds), the latent's
 // form, its numbers, its bits per image and the compression ratio against the image's 8-bit
 // pixels; --picture draws the same as bars (tools/train/compression_pictures.cpp).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -58,12 +59,16 @@ void add_info(CLI::App& app) {
         std::printf("%s\n", line.dump().c_str());
       }
     } else {
-      std::printf("%-18s %-38s %8s %11s %7s\n", "model", "latent", "numbers", "bits/image", "ratio");
-      std::printf("%-18s %-38s %8lld %11.0f %7s\n", "image", "28x28 pixels of 8 bits",
+      int width = 18;
+      for (const train::LatentBudget& b : budgets)
+        width = std::max(width, static_cast<int>(b.label.size()));
+      std::printf("%-*s %-38s %8s %11s %7s\n", width, "model", "latent", "numbers", "bits/image",
+                  "ratio");
+      std::printf("%-*s %-38s %8lld %11.0f %7s\n", width, "image", "28x28 pixels of 8 bits",
                   static_cast<long long>(budgets.front().image_bits / 8),
                   budgets.front().image_bits, "1");
       for (const train::LatentBudget& b : budgets)
-        std::printf("%-18s %-38s %8lld %11.1f %7.2f\n", b.label.c_str(), b.latent.c_str(),
+        std::printf("%-*s %-38s %8lld %11.1f %7.2f\n", width, b.label.c_str(), b.latent.c_str(),
                     static_cast<long long>(b.numbers), b.bits, b.ratio());
     }
     if (!picture->empty()) {
