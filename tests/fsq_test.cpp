@@ -760,6 +760,89 @@ TEST(FsqModel, MetricsAndCodebookPicture) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(FsqPictures, RoundingIsDrawnForTwoOrMoreChannels) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("latent-fsq-round-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const Dataset test = smooth_images(12, 4);
+  models::ConvNetConfig net;
+  net.hidden_channels = 4;
+  for (bool symmetric : {false, true}) {
+    Generator gen(2);
+    models::FsqAutoencoder model(net, {8, 5, 5, 5}, gen, "mse", FsqOptions{symmetric});
+    model.eval();
+    train::write_pictures(model, dir.string(), test, Device::cpu());
+    // A 512-pixel plot, a caption above it and tick values below and to its left.
+    EXPECT_EQ(load_png((dir / "rounding.png").string()).shape(), (Shape{3, 558, 572}));
+    fs::remove(dir / "rounding.png");
+  }
+  Generator gen(2);
+  models::FsqAutoencoder one(net, {7}, gen);  // a single channel: no plane
+  one.eval();
+  train::write_pictures(one, dir.string(), test, Device::cpu());
+  EXPECT_TRUE(fs::exists(dir / "codebook_usage.png"));
+  EXPECT_FALSE(fs::exists(dir / "rounding.png"));
+  EXPECT_LATENT_ERROR(train::write_rounding_picture(one, (dir / "r.png").string(), test,
+                                                    Device::cpu()),
+                      "two channels");
+  fs::remove_all(dir);
+}
+
+TEST(FsqPictures, TheDrawnBoundRoundsToTheCodeOfFsqQuantize) {
+  // The picture's bound (docs/fsq.md, section 1) is the kernel's: its nearest level is the
+  // code fsq_quantize returns, in both variants, for values off the rounding boundaries.
+  Generator gen(11);
+  for (bool symmetric : {false, true}) {
+    for (const Levels& levels : {Levels{8, 5}, Levels{4, 3}, Levels{7, 6}}) {
+      const Tensor z = uniform({500, 2}, -3.0, 3.0, gen, DType::f64);
+      FsqOptions options;
+      options.symmetric = symmetric;
+      const std::vector<double> codes = fsq_quantize(z, levels, options).codes.to_vector<double>();
+      const std::vector<double> zs = z.to_vector<double>();
+      for (std::size_t i = 0; i < zs.size(); ++i) {
+        const std::int64_t L = levels[i % 2];
+        const double b = train::fsq_bound(zs[i], L, symmetric);
+        const std::vector<double> grid = train::fsq_levels(L, symmetric);
+        std::size_t best = 0;
+        for (std::size_t k = 1; k < grid.size(); ++k)
+          if (std::abs(grid[k] - b) < std::abs(grid[best] - b)) best = k;
+        const double step = grid[1] - grid[0];
+        if (std::abs(std::abs(grid[best] - b) - step / 2) < 1e-6) continue;  // a boundary
+        EXPECT_DOUBLE_EQ(grid[best], codes[i]) << "z " << zs[i] << " L " << L << " sym " << symmetric;
+      }
+    }
+  }
+  // The level grid: L = 8 is {-4, …, 3}/4, L = 5 is {-2, …, 2}/2, symmetric L = 4 is ±1/3, ±1.
+  EXPECT_EQ(train::fsq_levels(8, false).front(), -1.0);
+  EXPECT_EQ(train::fsq_levels(8, false).back(), 0.75);
+  EXPECT_EQ(train::fsq_levels(5, false), (std::vector<double>{-1.0, -0.5, 0.0, 0.5, 1.0}));
+  EXPECT_NEAR(train::fsq_levels(4, true)[1], -1.0 / 3.0, 1e-15);
+  EXPECT_NEAR(train::fsq_bound(0.0, 8, false), 0.0, 1e-15);  // the shift centres z = 0
+}
+
+TEST(FsqPictures, EachLineRunsFromTheBoundedOutputToItsCode) {
+  // Levels 8 (x) and 5 (y): the bounded output (0.3, 0.1) rounds to the code (0.25, 0).
+  const std::vector<float> bounded = {0.3f, 0.1f}, codes = {0.25f, 0.0f};
+  train::PlotArea area;
+  const Tensor picture = train::rounding_plot(bounded, codes, 8, 5, false, "test", &area);
+  const std::vector<float> px = picture.to_vector<float>();
+  const std::int64_t H = picture.size(1), W = picture.size(2);
+  auto at = [&](std::int64_t y, std::int64_t x) {
+    return train::Rgb{px[(0 * H + y) * W + x], px[(1 * H + y) * W + x], px[(2 * H + y) * W + x]};
+  };
+  EXPECT_EQ(at(area.py(0.0), area.px(0.25)), train::rounding_code_colour());  // used: filled
+  EXPECT_EQ(at(area.py(0.0), area.px(0.5)), train::kWhite);  // unused: hollow
+  EXPECT_EQ(at(area.py(0.5), area.px(-1.0)), train::kWhite);
+  // The line passes within a pixel of the segment's midpoint (0.275, 0.05).
+  const std::int64_t my = area.py(0.05), mx = area.px(0.275);
+  bool found = false;
+  for (std::int64_t dy = -1; dy <= 1; ++dy)
+    for (std::int64_t dx = -1; dx <= 1; ++dx)
+      found = found || at(my + dy, mx + dx) == train::rounding_line_colour();
+  EXPECT_TRUE(found);
+}
+
 TEST(FsqModel, MadeByNameForTheTrainer) {
   Generator gen(0);
   train::Config config;
