@@ -727,6 +727,22 @@ class VqCli : public ::testing::Test {
   fs::path dir_;
 };
 
+TEST_F(VqCli, InfoPrintsTheBitsOfTheDefaultsAndOfACheckpoint) {
+  CommandResult r = run_cli("info --picture " + (dir_ / "bits.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  // The defaults: K = 512 gives 49·9 = 441 bits, 6272 / 441 = 14.22.
+  EXPECT_NE(r.output.find("441.0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("14.22"), std::string::npos) << r.output;
+  EXPECT_EQ(load_png((dir_ / "bits.png").string()).size(0), 3);
+  r = run_cli(train_args("run", ""));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_cli("info --json --checkpoint " + (dir_ / "run" / "checkpoint.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  // --codebook-size 32: 49 tokens of 5 bits, 245 bits, a ratio of 25.6.
+  EXPECT_NE(r.output.find("\"bits\":245.0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"ratio\":25.6"), std::string::npos) << r.output;
+}
+
 TEST_F(VqCli, TrainEmaWithRevivalWritesArtifactsAndResumesBitIdentically) {
   const std::string extra = "--ema --dead-code-threshold 1 --kmeans-init --checkpoint-every 3";
   CommandResult r = run_cli(train_args("straight", extra));
@@ -896,6 +912,51 @@ TEST(VqPictures, EachLineRunsFromItsPointToItsNearestCode) {
     for (std::int64_t dx = -1; dx <= 1; ++dx)
       found = found || at(my + dy, mx + dx) == train::snapping_line_colour(2);
   EXPECT_TRUE(found);
+}
+
+// ------------------------------------------------------------------ bits per latent
+
+TEST(CompressionPictures, EachModelsLatentInBitsAndTheBars) {
+  namespace fs = std::filesystem;
+  Generator gen(3);
+  models::ConvNetConfig net;
+  net.hidden_channels = 4;
+  net.latent_channels = 4;
+  models::Autoencoder ae(net, gen);
+  models::VaeConfig vae_config;
+  vae_config.net = net;
+  models::Vae vae(vae_config, gen);
+  models::VqVae vq(tiny_config(false, 0.0, false), gen);  // K = 16
+  models::FsqAutoencoder fsq(net, {8, 5, 5, 5}, gen);
+  std::vector<train::LatentBudget> all;
+  for (auto [model, name] : std::vector<std::pair<models::TrainableModel*, std::string>>{
+           {&ae, "ae"}, {&vae, "vae"}, {&vq, "vqvae"}, {&fsq, "fsq"}}) {
+    const auto rows = train::latent_budgets(*model, name, 1, Device::cpu());
+    all.insert(all.end(), rows.begin(), rows.end());
+  }
+  ASSERT_EQ(all.size(), 5u);
+  // 28·28 pixels of 8 bits; 7·7·4 floats of 32 bits; μ and σ; 49 tokens of log2 K bits.
+  for (const train::LatentBudget& b : all) EXPECT_EQ(b.image_bits, 6272.0) << b.label;
+  EXPECT_EQ(all[0].numbers, 196);
+  EXPECT_EQ(all[0].bits, 6272.0);
+  EXPECT_EQ(all[1].label, "vae (mu, sigma)");
+  EXPECT_EQ(all[1].bits, 12544.0);
+  EXPECT_EQ(all[1].ratio(), 0.5);
+  EXPECT_EQ(all[2].bits, 6272.0);
+  EXPECT_EQ(all[3].numbers, 49);
+  EXPECT_EQ(all[3].bits, 49.0 * 4.0);
+  EXPECT_EQ(all[3].ratio(), 32.0);
+  EXPECT_NEAR(all[4].bits, 49.0 * std::log2(1000.0), 1e-9);
+  EXPECT_NEAR(all[4].ratio(), 12.844, 1e-3);
+
+  const fs::path path = fs::temp_directory_path() / ("latent-bits-" + std::to_string(::getpid()) + ".png");
+  train::write_compression_picture(all, path.string());
+  // The image's row and five latents, 30 pixels each, under a title; the label column fits
+  // "vae (mu, sigma)" (15 characters of 6 pixels).
+  const Tensor picture = load_png(path.string());
+  EXPECT_EQ(picture.shape(), (Shape{3, 26 + 6 * 30 + 10, 10 + 15 * 6 - 1 + 10 + 420 + 150}));
+  fs::remove(path);
+  EXPECT_LATENT_ERROR(train::write_compression_picture({}, path.string()), "no latents");
 }
 
 TEST(VqEmaUpdate, NonFiniteStatisticsAreErrorsNamingThem) {
