@@ -20,9 +20,9 @@
 //   dq_i  = α·Σ_{j≤i} ds_ij·k_j,   dk_j = α·Σ_{i≥j} ds_ij·q_i,   dv_j = Σ_{i≥j} p_ij·g_i
 //
 // Cost per head (float32, T tokens, d channels): the forward reads 3·T·d inputs and writes
-// T·d + T (12·T·d bytes plus ℓ), and does T(T+1)/2 score dot products and as many p·v
-// products: ≈ 2·T²·d FLOPs (plus T²/2 exponentials). At T = 49, d = 32: 19 KiB moved for
-// 154 kFLOP, ≈ 8 FLOPs per byte, so it sits between memory and compute bound, and what
+// T·d + T (16·T·d bytes plus ℓ), and does T(T+1)/2 score dot products and as many p·v
+// products: ≈ 2·T²·d FLOPs (plus T²/2 exponentials). At T = 49, d = 32: 25 KiB moved for
+// 154 kFLOP, ≈ 6 FLOPs per byte, so it sits between memory and compute bound, and what
 // matters is that the T×T scores never leave the chip: the naive composition (two GEMMs
 // around a softmax, kept beside the fused kernels for the tests and the benchmark) writes
 // and reads them twice. The backward reads q, k, v, o, g and ℓ (20·T·d bytes), writes dqkv

@@ -206,7 +206,8 @@ __global__ void __launch_bounds__(kCrossEntropyThreads)
 
 // dlogits[r, k] = dloss[r]·(p_k − [k = targets[r]]), p_k = exp((x_k − m) − log s) with
 // (m, log s) = lse[r]; all contiguous. vectorized: K % width == 0 and logits, dlogits 16-byte aligned. A target
-// outside [0, K) (the forward's check reported it) gives a row of NaN.
+// outside [0, K) (the forward's check reported it) gets the softmax gradient without the
+// one-hot term.
 template <class T>
 __global__ void __launch_bounds__(kCrossEntropyThreads)
     cross_entropy_backward_kernel(const T* __restrict__ logits,

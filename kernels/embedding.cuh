@@ -23,7 +23,11 @@
 //             order) whenever V·C does not fit in shared memory, and always under SIMT; the
 //             "shared" path (per-block shared-memory partials, each word receiving its rows
 //             in row order, the partials added in block order) on a GPU when it does. The
-//             counts it computes on the way are scratch here.
+//             counts it computes on the way are scratch here. With an id outside [0, V)
+//             the step has already failed the forward's check; the gradient of such a step
+//             is not defined (on a GPU the radix sort orders only the low bits of the ids,
+//             so a bad id lands inside a valid id's run), though every write stays inside
+//             the table.
 // The cpu backend runs the vq cpu loops: the gather, and the sums accumulated in double in
 // row order.
 //

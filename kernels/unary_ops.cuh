@@ -82,7 +82,10 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE T unary_value(UnaryOp op, T x, T alpha, T 
     // The exact GELU (the transformer's MLP activation; PyTorch's default, not its tanh
     // approximation). erfc, not 1 + erf: for x ≪ 0 the sum would cancel to 0 long before
     // x·Φ(x) underflows.
-    case UnaryOp::gelu: return x * (T(0.5) * math_erfc(x * T(-0.70710678118654752440)));
+    case UnaryOp::gelu: {
+      const T cdf = T(0.5) * math_erfc(x * T(-0.70710678118654752440));
+      return cdf == T(0) ? T(0) : x * cdf;  // the limit 0 at −∞, not −∞·0
+    }
     case UnaryOp::sigmoid: return T(1) / (T(1) + math_exp(-x));
     case UnaryOp::tanh: return math_tanh(x);
     case UnaryOp::pow: return math_pow(x, alpha);
@@ -115,7 +118,7 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE T unary_slope(UnaryOp op, T x, T y, T alph
     case UnaryOp::gelu: {
       const T cdf = T(0.5) * math_erfc(x * T(-0.70710678118654752440));
       const T pdf = T(0.39894228040143267794) * math_exp(T(-0.5) * x * x);  // 1/√(2π)
-      return cdf + x * pdf;
+      return pdf == T(0) ? cdf : cdf + x * pdf;  // the limits 0 and 1 at ∓∞, not ∞·0
     }
     case UnaryOp::sigmoid: return y * (T(1) - y);
     case UnaryOp::tanh: return T(1) - y * y;
