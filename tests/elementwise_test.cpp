@@ -424,6 +424,27 @@ TEST(Elementwise, VectorExpIsWithinOneUlpOverTheWholeFloatRange) {
   EXPECT_TRUE(std::isnan(cpu::vector_silu(std::nanf(""))));
 }
 
+// GELU at ±∞ takes its limits, on every device: gelu(−∞) = 0, gelu(∞) = ∞, slopes 0 and 1.
+TEST(Elementwise, GeluLimitsAtInfinity) {
+  for (const Device device : test::devices()) {
+    for (const DType dtype : {DType::f32, DType::f64}) {
+      const Tensor x = from_vector(std::vector<double>{-INFINITY, INFINITY, -40.0, 40.0}, {4})
+                           .to(dtype)
+                           .to(device)
+                           .requires_grad_();
+      const Tensor y = gelu(x);
+      sum(y).backward();
+      const std::vector<double> v = values_of(y), g = values_of(x.grad());
+      EXPECT_EQ(v[0], 0.0) << device.str();
+      EXPECT_EQ(v[1], INFINITY) << device.str();
+      EXPECT_EQ(v[2], 0.0) << device.str();
+      EXPECT_EQ(v[3], 40.0) << device.str();
+      EXPECT_EQ(g[0], 0.0) << device.str();
+      EXPECT_EQ(g[1], 1.0) << device.str();
+    }
+  }
+}
+
 TEST(Elementwise, EmptyTensors) {
   test::PoisonScope poison;
   for (Device device : test::devices()) {
