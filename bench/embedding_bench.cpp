@@ -11,7 +11,6 @@
 //
 // bytes/s counts the compulsory traffic (cases::embedding_forward and embedding_backward in
 // tests/op_cases.h).
-#include "backends/embedding.h"
 #include "backends/registry.h"
 #include "backends/vq.h"
 #include "bench_util.h"
@@ -38,8 +37,13 @@ Inputs make_inputs(bool one_id = false) {
           empty({kShape.V, kShape.C}, DType::f32, device)};
 }
 
-const backend::EmbeddingTable& table(const Inputs& in) {
-  return backend::lookup<backend::EmbeddingTable>(in.table.device());
+const backend::VqTable& table(const Inputs& in) {
+  return backend::lookup<backend::VqTable>(in.table.device());
+}
+
+// The embedding's backward: the per-code sums of the gradient rows (counts are scratch).
+void backward(const Inputs& in, const Tensor& counts) {
+  table(in).code_stats(in.dout, in.ids, counts, in.dtable, VqStatsAlgorithm::automatic);
 }
 
 void BM_embedding_copy(benchmark::State& state) {
@@ -51,14 +55,15 @@ void BM_embedding_copy(benchmark::State& state) {
 void BM_embedding_forward(benchmark::State& state) {
   const Inputs in = make_inputs();
   time_on_device(state, cases::embedding_forward(kShape.rows, kShape.C, DType::f32).bytes,
-                 [&] { table(in).forward(in.table, in.ids, in.out); });
+                 [&] { table(in).gather(in.table, in.ids, in.out); });
 }
 
 void BM_embedding_backward(benchmark::State& state) {
   const Inputs in = make_inputs();
+  const Tensor counts = empty({kShape.V}, DType::i32, in.table.device());
   time_on_device(state,
                  cases::embedding_backward(kShape.rows, kShape.V, kShape.C, DType::f32).bytes,
-                 [&] { table(in).backward(in.dout, in.ids, in.dtable); });
+                 [&] { backward(in, counts); });
 }
 
 void BM_embedding_backward_atomic(benchmark::State& state) {
@@ -67,16 +72,17 @@ void BM_embedding_backward_atomic(benchmark::State& state) {
   time_on_device(state,
                  cases::embedding_backward(kShape.rows, kShape.V, kShape.C, DType::f32).bytes,
                  [&] {
-                   backend::lookup<backend::VqTable>(in.table.device())
-                       .code_stats(in.dout, in.ids, counts, in.dtable, VqStatsAlgorithm::atomic);
+                   table(in).code_stats(in.dout, in.ids, counts, in.dtable,
+                                        VqStatsAlgorithm::atomic);
                  });
 }
 
 void BM_embedding_backward_hot(benchmark::State& state) {
   const Inputs in = make_inputs(true);
+  const Tensor counts = empty({kShape.V}, DType::i32, in.table.device());
   time_on_device(state,
                  cases::embedding_backward(kShape.rows, kShape.V, kShape.C, DType::f32).bytes,
-                 [&] { table(in).backward(in.dout, in.ids, in.dtable); });
+                 [&] { backward(in, counts); });
 }
 
 }  // namespace

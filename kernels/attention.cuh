@@ -62,6 +62,7 @@
 
 #include "kernels/device.cuh"
 #include "kernels/math.cuh"
+#include "kernels/reduce.cuh"
 
 namespace latent::kernels {
 
@@ -95,23 +96,6 @@ LATENT_HOST_DEVICE LATENT_FORCEINLINE std::size_t attention_backward_shared_byte
 template <class T>
 LATENT_HOST_DEVICE LATENT_FORCEINLINE std::size_t attention_decode_shared_bytes(int head_dim) {
   return sizeof(T) * static_cast<std::size_t>(head_dim + kAttentionMaxTokens);
-}
-
-template <class T>
-__device__ __forceinline__ T attention_warp_max(T value) {
-#pragma unroll
-  for (int delta = 16; delta > 0; delta /= 2) {
-    const T other = __shfl_xor_sync(0xffffffffu, value, delta);
-    value = other > value ? other : value;
-  }
-  return value;
-}
-
-template <class T>
-__device__ __forceinline__ T attention_warp_sum(T value) {
-#pragma unroll
-  for (int delta = 16; delta > 0; delta /= 2) value += __shfl_xor_sync(0xffffffffu, value, delta);
-  return value;
 }
 
 // dst[i·dst_stride + c] = src[i·src_stride + c] for i < tokens, c < head_dim: one head's rows,
@@ -148,10 +132,10 @@ __device__ __forceinline__ T attention_row(const T* q, const T* keys, int key_st
   const T minus_infinity = -static_cast<T>(INFINITY);
   const T s0 = j0 <= last ? scale * attention_dot(q, keys + j0 * key_stride, head_dim) : minus_infinity;
   const T s1 = j1 <= last ? scale * attention_dot(q, keys + j1 * key_stride, head_dim) : minus_infinity;
-  const T m = attention_warp_max(s0 > s1 ? s0 : s1);  // finite: key 0 is always visible
+  const T m = warp_all_max(s0 > s1 ? s0 : s1);  // finite: key 0 is always visible
   const T p0 = j0 <= last ? math_exp(s0 - m) : T(0);
   const T p1 = j1 <= last ? math_exp(s1 - m) : T(0);
-  const T l = attention_warp_sum(p0 + p1);
+  const T l = warp_all_sum(p0 + p1);
   p_row[j0] = p0;
   p_row[j1] = p1;
   __syncwarp();
@@ -236,7 +220,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
     const T* g = dout + (first_row + i) * channels + h * head_dim;
     T partial = T(0);
     for (int c = lane; c < head_dim; c += 32) partial = math_fma(g[c], o[c], partial);
-    const T delta = attention_warp_sum(partial);
+    const T delta = warp_all_sum(partial);
     if (lane == 0) delta_s[i] = delta;
   }
   __syncthreads();
@@ -332,10 +316,10 @@ __global__ void __launch_bounds__(256)
     T* row = scores + r * tokens;
     T m = minus_infinity;
     for (int j = lane; j <= i; j += 32) m = row[j] > m ? row[j] : m;
-    m = attention_warp_max(m);
+    m = warp_all_max(m);
     T l = T(0);
     for (int j = lane; j <= i; j += 32) l += math_exp(row[j] - m);
-    l = attention_warp_sum(l);
+    l = warp_all_sum(l);
     const T inverse = T(1) / l;
     for (int j = lane; j < tokens; j += 32) row[j] = j <= i ? math_exp(row[j] - m) * inverse : T(0);
   }

@@ -9,8 +9,8 @@
 // position in every sample of the batch), so a thread per row adding into E's gradient with
 // float atomics would make the sum depend on the order the atomics land: not deterministic.
 //
-// No new kernel: both directions are exactly the vq concept's primitives, and the
-// embedding's backends call those entries (src/backends/vq.h):
+// No new kernel and no table of its own: both directions are exactly the vq concept's
+// primitives, and the op (src/ops/embedding.cpp) calls those entries (src/backends/vq.h):
 //   forward   VqTable::gather       → vq_gather_kernel (kernels/vq_argmin.cuh): a
 //             grid-stride loop over the N·C output elements, element e reading
 //             E[ids[e / C], e mod C] (consecutive threads, consecutive channels: coalesced
@@ -28,8 +28,8 @@
 //             is not defined (on a GPU the radix sort orders only the low bits of the ids,
 //             so a bad id lands inside a valid id's run), though every write stays inside
 //             the table.
-// The cpu backend runs the vq cpu loops: the gather, and the sums accumulated in double in
-// row order.
+// On the cpu backend they are the vq cpu loops: the gather, and the sums accumulated in
+// double in row order.
 //
 // Cost, float32: forward reads 4 bytes of id and 4·C bytes of table row per row and writes
 // 4·C: 8 bytes an element, no FLOPs. Backward reads g (4·N·C bytes) and the ids and writes

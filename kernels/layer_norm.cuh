@@ -37,7 +37,7 @@
 // as in every implementation that saves μ and rstd (PyTorch's included).
 //
 // Determinism: no atomics. Per row, each lane walks a fixed set of elements in a fixed
-// order and the lanes merge in a fixed shuffle tree (warp_welford, warp_sum). dγ and dβ sum
+// order and the lanes merge in a fixed shuffle tree (warp_welford, warp_all_sum in kernels/reduce.cuh). dγ and dβ sum
 // over rows in two kernels: layer_norm_param_partials_kernel sums fixed chunks of rows
 // (layer_norm_chunk_rows: a function of the row count alone) into partials [chunks, C], and
 // layer_norm_param_finish_kernel adds each column's partials in chunk order. Same inputs,
@@ -153,14 +153,6 @@ __device__ __forceinline__ WelfordStats<T> warp_welford(WelfordStats<T> s) {
   s.mean = __shfl_sync(kLayerNormFullMask, s.mean, 0);
   s.m2 = __shfl_sync(kLayerNormFullMask, s.m2, 0);
   return s;
-}
-
-// Σ of the 32 lanes' values in a fixed tree; every lane returns it.
-template <class T>
-__device__ __forceinline__ T warp_sum(T v) {
-  for (int delta = kWarp / 2; delta > 0; delta /= 2)
-    v += __shfl_down_sync(kLayerNormFullMask, v, delta);
-  return __shfl_sync(kLayerNormFullMask, v, 0);
 }
 
 // The first row of this warp and the step between its rows (grid-stride).
@@ -293,8 +285,8 @@ __global__ void __launch_bounds__(kLayerNormThreads)
         sum_gw_xhat += gw * ((in[c] - mu) * r);
       }
     }
-    const T mean_gw = warp_sum(sum_gw) * inv_cols;
-    const T mean_gw_xhat = warp_sum(sum_gw_xhat) * inv_cols;
+    const T mean_gw = warp_all_sum(sum_gw) * inv_cols;
+    const T mean_gw_xhat = warp_all_sum(sum_gw_xhat) * inv_cols;
     // Pass 2: dx.
     if constexpr (Vectorized) {
       const std::int64_t packs = cols / W;

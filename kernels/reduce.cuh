@@ -26,6 +26,25 @@ namespace latent::kernels {
 constexpr int kReduceThreads = 256;
 constexpr int kWarp = 32;
 
+// Σ and max of the 32 lanes' values by a butterfly of shuffles: every lane returns the same
+// result (its bits fixed by the tree, not by timing). All 32 lanes must call it.
+template <class T>
+__device__ __forceinline__ T warp_all_sum(T value) {
+#pragma unroll
+  for (int delta = kWarp / 2; delta > 0; delta /= 2)
+    value += __shfl_xor_sync(0xffffffffu, value, delta);
+  return value;
+}
+template <class T>
+__device__ __forceinline__ T warp_all_max(T value) {
+#pragma unroll
+  for (int delta = kWarp / 2; delta > 0; delta /= 2) {
+    const T other = __shfl_xor_sync(0xffffffffu, value, delta);
+    value = other > value ? other : value;
+  }
+  return value;
+}
+
 // Sums `value` over the block; the result is valid in thread 0.
 template <class T>
 __device__ T block_sum(T value) {

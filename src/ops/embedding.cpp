@@ -1,12 +1,13 @@
-// The embedding op: validate, allocate, dispatch on the device (src/backends/embedding.h),
-// record the backward (the deterministic per-id sum of the gradient rows).
+// The embedding op: validate, allocate, run the vq concept's entries on the device
+// (src/backends/vq.h: its gather is the lookup, its per-code sums the backward), record the
+// backward (the deterministic per-id sum of the gradient rows).
 // kernels/embedding.cuh has the math; docs/embedding.md explains it.
 #include "latent/embedding.h"
 
 #include <limits>
 
-#include "backends/embedding.h"
 #include "backends/registry.h"
+#include "backends/vq.h"
 #include "latent/autograd.h"
 #include "ops/checks.h"
 
@@ -37,13 +38,16 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
   shape.push_back(C);
   Tensor out = empty({N, C}, table.dtype(), table.device());
   const Tensor rows = table.detach().contiguous();
-  if (N > 0 && C > 0) backend::lookup<backend::EmbeddingTable>(rows.device()).forward(rows, flat, out);
+  if (N > 0 && C > 0) backend::lookup<backend::VqTable>(rows.device()).gather(rows, flat, out);
   out = record(out, "embedding", {table}, [flat, V, C](const Tensor& g) {
     const Tensor dout = g.contiguous();
     if (flat.numel() == 0 || C == 0)
       return std::vector<Tensor>{zeros({V, C}, dout.dtype(), dout.device())};
     Tensor dtable = empty({V, C}, dout.dtype(), dout.device());  // every row written
-    backend::lookup<backend::EmbeddingTable>(dout.device()).backward(dout, flat, dtable);
+    // The per-code counts come with the sums; the embedding has no use for them.
+    const Tensor counts = empty({V}, DType::i32, dout.device());
+    backend::lookup<backend::VqTable>(dout.device())
+        .code_stats(dout, flat, counts, dtable, VqStatsAlgorithm::automatic);
     return std::vector<Tensor>{dtable};
   });
   return out.reshape(shape);

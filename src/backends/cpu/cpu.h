@@ -28,7 +28,6 @@ void register_vq();
 void register_fsq();
 void register_layer_norm();
 void register_cross_entropy();
-void register_embedding();
 void register_attention();
 
 // Row-major GEMM through OpenBLAS; the SIMT build of the cuda device calls it too, since its

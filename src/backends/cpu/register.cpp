@@ -17,7 +17,6 @@ void register_device() {
   register_fsq();
   register_layer_norm();
   register_cross_entropy();
-  register_embedding();
   register_attention();
 }
 

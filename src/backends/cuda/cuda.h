@@ -33,7 +33,6 @@ void register_vq();
 void register_fsq();
 void register_layer_norm();
 void register_cross_entropy();
-void register_embedding();
 void register_attention();
 
 // The calling thread's current cuda stream (latent::current_stream).

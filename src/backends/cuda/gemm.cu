@@ -1,6 +1,9 @@
 // The cuda gemm concept (src/backends/gemm.h): cuBLAS on the current stream; under the SIMT
 // executor, where device memory is host memory, the cpu device's OpenBLAS call.
 #include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <utility>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/cuda.h"
@@ -15,14 +18,29 @@
 namespace latent::cuda {
 namespace {
 
+// cuBLAS takes int sizes: refuse what would wrap around, naming every size.
+void check_int_sizes(const char* op,
+                     std::initializer_list<std::pair<const char*, std::int64_t>> sizes) {
+  std::string listed;
+  bool fits = true;
+  for (const auto& [name, value] : sizes) {
+    fits = fits && value >= 0 && value <= 2147483647LL;
+    listed += detail::concat(listed.empty() ? "" : ", ", name, " = ", value);
+  }
+  LATENT_CHECK(fits, "cuda ", op, ": ", listed, ": cuBLAS takes 32-bit int sizes (at most 2^31 - 1)");
+}
+
 #if defined(__CUDACC__)
-// One handle for the process (never destroyed: it may be used until exit).
+// One handle for the process (never destroyed: it may be used until exit), on the calling
+// thread's current stream.
 cublasHandle_t cublas() {
   static cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     LATENT_CHECK(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
     return h;
   }();
+  LATENT_CHECK(cublasSetStream(handle, stream()) == CUBLAS_STATUS_SUCCESS,
+               "cublasSetStream failed");
   return handle;
 }
 #endif
@@ -30,17 +48,10 @@ cublasHandle_t cublas() {
 void gemm(DType dtype, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
           double alpha, const void* a, std::int64_t lda, const void* b, std::int64_t ldb,
           double beta, void* c, std::int64_t ldc) {
-  // cuBLAS takes int dimensions and leading dimensions: refuse what would wrap around.
-  const auto fits_int = [](std::int64_t v) { return v >= 0 && v <= 2147483647LL; };
-  LATENT_CHECK(fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) &&
-                   fits_int(ldc),
-               "cuda gemm: m = ", m, ", n = ", n, ", k = ", k, ", lda = ", lda, ", ldb = ", ldb,
-               ", ldc = ", ldc, ": cuBLAS takes 32-bit int sizes (at most 2^31 - 1)");
+  check_int_sizes("gemm", {{"m", m}, {"n", n}, {"k", k}, {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}});
 #if defined(__CUDACC__)
   // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands.
   cublasHandle_t handle = cublas();
-  LATENT_CHECK(cublasSetStream(handle, stream()) == CUBLAS_STATUS_SUCCESS,
-               "cublasSetStream failed");
   const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t status;
@@ -73,15 +84,10 @@ void gemm_strided_batched(DType dtype, bool ta, bool tb, std::int64_t m, std::in
                           std::int64_t stride_a, const void* b, std::int64_t ldb,
                           std::int64_t stride_b, double beta, void* c, std::int64_t ldc,
                           std::int64_t stride_c, std::int64_t batch) {
-  const auto fits_int = [](std::int64_t v) { return v >= 0 && v <= 2147483647LL; };
-  LATENT_CHECK(fits_int(m) && fits_int(n) && fits_int(k) && fits_int(lda) && fits_int(ldb) &&
-                   fits_int(ldc) && fits_int(batch),
-               "cuda gemm_strided_batched: m = ", m, ", n = ", n, ", k = ", k, ", batch = ",
-               batch, ": cuBLAS takes 32-bit int sizes (at most 2^31 - 1)");
+  check_int_sizes("gemm_strided_batched", {{"m", m}, {"n", n}, {"k", k}, {"lda", lda},
+                                           {"ldb", ldb}, {"ldc", ldc}, {"batch", batch}});
 #if defined(__CUDACC__)
   cublasHandle_t handle = cublas();
-  LATENT_CHECK(cublasSetStream(handle, stream()) == CUBLAS_STATUS_SUCCESS,
-               "cublasSetStream failed");
   const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t status;
